@@ -1,0 +1,77 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { InvalidToken, MissingToken, RepeatedAuthorization } from '../src/errors.js'
+import type { AccessTokenClaims } from '../src/schemas/tokens.js'
+import type { UserRecord } from '../src/store/store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Strict: a route behind it answers 401 without a valid token. */
+    authenticate (request: FastifyRequest): Promise<void>
+    /** Soft: leaves `request.user` null instead of failing. */
+    authenticateOptional (request: FastifyRequest): Promise<void>
+  }
+}
+
+const TOKEN_MESSAGES: Record<string, string> = {
+  FAST_JWT_EXPIRED: 'The access token expired',
+  FAST_JWT_INACTIVE: 'The access token is not valid yet'
+}
+
+async function authenticatePlugin (fastify: FastifyInstance) {
+  const { store } = fastify
+  const skewMs = fastify.config.jwt.clockSkew * 1000
+
+  /** @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1 */
+  function bearerToken (request: FastifyRequest): string {
+    const header = request.headers.authorization
+    if (header === undefined) throw new MissingToken()
+    if (isRepeated(request.raw.rawHeaders)) throw new RepeatedAuthorization()
+    const space = header.indexOf(' ')
+    const scheme = space === -1 ? header : header.slice(0, space)
+    if (scheme.toLowerCase() !== 'bearer') throw new MissingToken()
+    const token = space === -1 ? '' : header.slice(space + 1).trim()
+    if (token === '') throw new InvalidToken('The access token is empty')
+    return token
+  }
+
+  async function currentUser (request: FastifyRequest): Promise<UserRecord> {
+    const token = bearerToken(request)
+    let claims
+    try {
+      claims = fastify.jwt.verify<AccessTokenClaims>(token)
+    } catch (err) {
+      throw new InvalidToken(TOKEN_MESSAGES[(err as { code?: string }).code ?? ''] ?? 'The access token is invalid')
+    }
+    // fast-jwt checks exp and nbf; a token issued in the future is not valid yet either.
+    if (claims.iat * 1000 > fastify.now() + skewMs) throw new InvalidToken(TOKEN_MESSAGES.FAST_JWT_INACTIVE!)
+    const id = /^[1-9]\d{0,15}$/.test(claims.sub) ? Number(claims.sub) : 0
+    const user = id === 0 ? undefined : await store.findUserById(id)
+    if (user === undefined) throw new InvalidToken('The access token is no longer valid')
+    return user
+  }
+
+  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
+    request.user = await currentUser(request)
+  })
+
+  fastify.decorate('authenticateOptional', async function authenticateOptional (request: FastifyRequest) {
+    try {
+      request.user = await currentUser(request)
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode
+      if (status !== 400 && status !== 401) throw err
+      request.log.debug({ reason: (err as Error).message }, 'request is not authenticated')
+    }
+  })
+}
+
+function isRepeated (rawHeaders: string[]): boolean {
+  let seen = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === 13 && rawHeaders[i]!.toLowerCase() === 'authorization' && ++seen > 1) return true
+  }
+  return false
+}
+
+export default fp(authenticatePlugin, { name: 'authenticate', dependencies: ['config', 'store', 'jwt'] })

@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto'
+import fastifyJwt from '@fastify/jwt'
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type { AccessTokenClaims } from '../src/schemas/tokens.js'
+import type { UserRecord } from '../src/store/store.js'
+import { uuidv7 } from '../src/uuidv7.js'
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessTokenClaims
+    /** Set by the authentication hook once the token's user is loaded; null when logged out. */
+    user: UserRecord | null
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    accessTokens: {
+      issue (userId: number, scope?: string): { token: string, expiresIn: number }
+    }
+  }
+}
+
+/** RFC 9068 §2.1: access tokens say what they are, so an ID token cannot pass for one. */
+export const ACCESS_TOKEN_TYPE = 'at+jwt'
+
+async function jwtPlugin (fastify: FastifyInstance) {
+  const { algorithm, secret, issuer, audience, clockSkew, accessTokenTtl } = fastify.config.jwt
+  const kid = createHash('sha256').update(secret).digest('base64url').slice(0, 16)
+
+  // fast-jwt's signer takes `typ`, which @fastify/jwt's types do not list.
+  const sign = { algorithm, kid, typ: ACCESS_TOKEN_TYPE }
+  await fastify.register(fastifyJwt, {
+    secret,
+    sign,
+    verify: {
+      // Pinned: the algorithm a token names is never trusted (RFC 8725 §3.1).
+      algorithms: [algorithm],
+      allowedIss: issuer,
+      allowedAud: audience,
+      requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat'],
+      checkTyp: ACCESS_TOKEN_TYPE,
+      clockTolerance: clockSkew * 1000
+    }
+  })
+
+  fastify.decorate('accessTokens', {
+    issue (userId: number, scope?: string) {
+      const now = fastify.now()
+      const iat = Math.floor(now / 1000)
+      const claims: AccessTokenClaims = {
+        iss: issuer,
+        aud: audience,
+        sub: String(userId),
+        iat,
+        exp: iat + accessTokenTtl,
+        jti: uuidv7(now),
+        ...(scope === undefined ? {} : { scope })
+      }
+      return { token: fastify.jwt.sign(claims), expiresIn: accessTokenTtl }
+    }
+  })
+}
+
+export default fp(jwtPlugin, { name: 'jwt', dependencies: ['config'] })

@@ -1,0 +1,137 @@
+import { STATUS_CODES } from 'node:http'
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { isOAuthError, oauthErrorCode } from '../src/errors.js'
+import type { Problem } from '../src/schemas/problems.js'
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Errors on this route are RFC 6749 §5.2 bodies instead of problem details. */
+    oauth?: boolean
+  }
+}
+
+export const REALM = 'auth-service'
+
+/** Client errors whose own message is not fit for a client, and what to say instead. */
+const DETAILS: Record<string, string> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'The request body is larger than 16 KiB',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'The request body has a content type this endpoint does not accept',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'The request body is not valid JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'The request body is empty',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The Content-Length header does not match the body'
+}
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+
+interface FieldError { field: string, message: string }
+
+/**
+ * One error handler for the whole service: RFC 9457 problem details everywhere, RFC 6749
+ * error bodies on the OAuth endpoints, and nothing internal in either.
+ */
+async function problemsPlugin (fastify: FastifyInstance) {
+  const allowed = new Map<string, Set<string>>()
+  fastify.addHook('onRoute', ({ url, method }) => {
+    const methods = allowed.get(url) ?? new Set()
+    for (const m of [method].flat()) methods.add(m)
+    allowed.set(url, methods)
+  })
+
+  fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
+    const status = statusOf(error)
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed')
+    } else {
+      request.log.debug({ code: error.code, reason: error.message }, 'request refused')
+    }
+
+    if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
+    if (request.routeOptions.config.oauth === true) return sendOAuthError(error, status, request, reply)
+
+    if (error.code === 'AUTH_MISSING_TOKEN') {
+      reply.header('www-authenticate', `Bearer realm="${REALM}"`)
+    } else if (error.code === 'AUTH_INVALID_TOKEN') {
+      reply.header('www-authenticate', `Bearer realm="${REALM}", error="invalid_token", error_description="${error.message}"`)
+    } else if (error.code === 'AUTH_REPEATED_AUTHORIZATION') {
+      reply.header('www-authenticate', `Bearer realm="${REALM}", error="invalid_request", error_description="${error.message}"`)
+    }
+
+    const problem: Problem = {
+      type: 'about:blank',
+      title: STATUS_CODES[status] ?? 'Error',
+      status,
+      detail: detailOf(error, status)
+    }
+    const errors = fieldErrors(error)
+    if (errors !== undefined) problem.errors = errors
+    return reply.code(status).type('application/problem+json; charset=utf-8').send(problem)
+  })
+
+  fastify.setNotFoundHandler(function notFound (request, reply) {
+    const path = request.url.split('?', 1)[0]!
+    const methods = allowed.get(path)
+    if (methods === undefined) {
+      return reply.code(404).type('application/problem+json; charset=utf-8').send({
+        type: 'about:blank', title: 'Not Found', status: 404, detail: `No resource at ${path}`
+      })
+    }
+    const allow = METHODS.filter(m => methods.has(m)).join(', ')
+    return reply.code(405).header('allow', allow).type('application/problem+json; charset=utf-8').send({
+      type: 'about:blank', title: 'Method Not Allowed', status: 405, detail: `${path} accepts ${allow}`
+    })
+  })
+}
+
+function statusOf (error: FastifyError): number {
+  if (error.validation !== undefined) return 400
+  const status = error.statusCode
+  return typeof status === 'number' && status >= 400 && status <= 599 ? status : 500
+}
+
+function detailOf (error: FastifyError, status: number): string {
+  if (status >= 500) return status === 503 ? error.message : 'The server could not complete the request'
+  if (error.validation !== undefined) return 'The request is not valid'
+  return DETAILS[error.code] ?? (error.code === undefined ? STATUS_CODES[status] ?? 'Error' : error.message)
+}
+
+function fieldErrors (error: FastifyError): FieldError[] | undefined {
+  if (error.code === 'USER_INVALID_FIELD') {
+    const [field = '', message = ''] = error.message.split(/ (.*)/s)
+    return [{ field, message }]
+  }
+  if (error.validation === undefined) return undefined
+  return error.validation.map(({ keyword, instancePath, params, message }) => {
+    let field = instancePath.replace(/^\//, '').replaceAll('/', '.')
+    if (keyword === 'required') field = String(params.missingProperty)
+    if (keyword === 'additionalProperties') {
+      return { field: String(params.additionalProperty), message: 'is not an accepted property' }
+    }
+    if (keyword === 'format' && params.format === 'email') return { field, message: 'must be an email address' }
+    return { field: field || (error.validationContext ?? 'body'), message: message ?? 'is not valid' }
+  })
+}
+
+/** @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2 */
+function sendOAuthError (error: FastifyError, status: number, request: FastifyRequest, reply: FastifyReply) {
+  let code = 'invalid_request'
+  let description = detailOf(error, status)
+  if (isOAuthError(error)) {
+    code = oauthErrorCode(error)
+    description = error.message
+  } else if (error.validation !== undefined) {
+    description = oauthValidationMessage(error, request.body)
+  } else if (status >= 500) {
+    code = status === 503 ? 'temporarily_unavailable' : 'server_error'
+  }
+  return reply.code(status).type('application/json; charset=utf-8').send({ error: code, error_description: description })
+}
+
+function oauthValidationMessage (error: FastifyError, body: unknown): string {
+  const first = error.validation![0]!
+  if (first.keyword === 'required') return `The ${String(first.params.missingProperty)} parameter is missing`
+  const name = first.instancePath.replace(/^\//, '')
+  if (name !== '' && Array.isArray((body as Record<string, unknown>)?.[name])) return `The ${name} parameter is repeated`
+  return name === '' ? 'The request body must be a form' : `The ${name} parameter is not valid`
+}
+
+export default fp(problemsPlugin, { name: 'problems' })

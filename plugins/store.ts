@@ -1,0 +1,42 @@
+import fp from 'fastify-plugin'
+import fastifyMysql, { type MySQLPromisePool } from '@fastify/mysql'
+import type { FastifyInstance } from 'fastify'
+import { createMigrator, type MigrationTarget, type Migrator } from '../src/migrator.js'
+import { createMysqlStore, poolOptions } from '../src/store/mysql.js'
+import { createSqliteStore, openSqlite } from '../src/store/sqlite.js'
+import type { Store } from '../src/store/store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    store: Store
+    migrator: Migrator
+    /** Decorated by @fastify/mysql, which does not declare it. */
+    mysql: MySQLPromisePool
+  }
+}
+
+async function storePlugin (fastify: FastifyInstance) {
+  const { database, migrateOnStart } = fastify.config
+  let target: MigrationTarget
+  let store: Store
+
+  if (database.kind === 'mysql') {
+    // @fastify/mysql ends the pool in its own onClose hook.
+    await fastify.register(fastifyMysql, { promise: true, uri: database.url, ...poolOptions })
+    target = { dialect: 'mysql', pool: fastify.mysql.pool }
+    store = createMysqlStore(fastify.mysql.pool)
+  } else {
+    const db = openSqlite(database.path)
+    fastify.addHook('onClose', async () => { db.close() })
+    target = { dialect: 'sqlite', db }
+    store = createSqliteStore(db)
+  }
+
+  const migrator = createMigrator(target, fastify.log)
+  if (migrateOnStart) await migrator.up()
+
+  fastify.decorate('store', store)
+  fastify.decorate('migrator', migrator)
+}
+
+export default fp(storePlugin, { name: 'store', dependencies: ['config'] })

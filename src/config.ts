@@ -1,0 +1,174 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { Type, type Static } from '@sinclair/typebox'
+import envSchema from 'env-schema'
+
+const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  DATABASE_URL: Type.String({ pattern: '^(sqlite:.+|mysql://.+)$', default: 'sqlite:./data/auth.db' }),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  JWT_SECRET: Type.Optional(Type.String()),
+  JWT_ALGORITHM: Type.Literal('HS256', { default: 'HS256' }),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^/]+' })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_CLOCK_SKEW: Type.Integer({ minimum: 0, maximum: 300, default: 30 }),
+  ACCESS_TOKEN_TTL: Type.Integer({ minimum: 1, default: 900 }),
+  REFRESH_TOKEN_TTL: Type.Integer({ minimum: 1, default: 2_592_000 }),
+  ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 4_194_304, default: 19_456 }),
+  ARGON2_ITERATIONS: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
+  ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  LOGIN_LIMIT_PER_ACCOUNT: Type.Integer({ minimum: 1, default: 10 }),
+  LOGIN_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 100 }),
+  LOGIN_LIMIT_WINDOW: Type.Integer({ minimum: 1, default: 900 }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
+  CORS_ORIGINS: Type.Optional(Type.String()),
+  MIGRATE_ON_START: Type.Boolean({ default: true })
+})
+
+type Env = Static<typeof EnvSchema>
+
+export type Database =
+  | { kind: 'sqlite', path: string }
+  | { kind: 'mysql', url: string }
+
+export interface Config {
+  env: Env['NODE_ENV']
+  host: string
+  port: number
+  publicUrl: string
+  database: Database
+  redisUrl?: string
+  jwt: {
+    algorithm: 'HS256'
+    secret: string
+    issuer: string
+    audience: string
+    clockSkew: number
+    accessTokenTtl: number
+    refreshTokenTtl: number
+  }
+  argon2: { memoryCost: number, timeCost: number, parallelism: number }
+  logLevel: string
+  loginLimit: { perAccount: number, perAddress: number, window: number }
+  rateLimitPerMinute: number
+  trustProxy?: boolean | string
+  corsOrigins: string[]
+  migrateOnStart: boolean
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** The smallest HS256 key the service accepts (RFC 7518 §3.2: at least the hash size). */
+const MIN_SECRET_BYTES = 32
+const WEAK_SECRETS = new Set(['secret', 'changeme', 'change-me', 'jwt-secret', 'supersecret', 'development'])
+
+export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
+  const env = readEnv(source)
+  const publicUrl = (env.PUBLIC_URL ?? `http://${hostForUrl(env.HOST)}:${env.PORT}`).replace(/\/+$/, '')
+  const database = parseDatabaseUrl(env.DATABASE_URL)
+  if (env.NODE_ENV === 'production' && database.kind === 'sqlite' && database.path === ':memory:') {
+    throw new ConfigError('Invalid configuration: DATABASE_URL=sqlite::memory: loses every account on restart and is refused in production')
+  }
+
+  return {
+    env: env.NODE_ENV,
+    host: env.HOST,
+    port: env.PORT,
+    publicUrl,
+    database,
+    redisUrl: env.REDIS_URL,
+    jwt: {
+      algorithm: env.JWT_ALGORITHM,
+      secret: resolveSecret(env, database),
+      issuer: env.JWT_ISSUER ?? publicUrl,
+      audience: env.JWT_AUDIENCE ?? publicUrl,
+      clockSkew: env.JWT_CLOCK_SKEW,
+      accessTokenTtl: env.ACCESS_TOKEN_TTL,
+      refreshTokenTtl: env.REFRESH_TOKEN_TTL
+    },
+    argon2: {
+      memoryCost: env.ARGON2_MEMORY_KIB,
+      timeCost: env.ARGON2_ITERATIONS,
+      parallelism: env.ARGON2_PARALLELISM
+    },
+    logLevel: env.LOG_LEVEL,
+    loginLimit: {
+      perAccount: env.LOGIN_LIMIT_PER_ACCOUNT,
+      perAddress: env.LOGIN_LIMIT_PER_ADDRESS,
+      window: env.LOGIN_LIMIT_WINDOW
+    },
+    rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
+    migrateOnStart: env.MIGRATE_ON_START
+  }
+}
+
+function readEnv (source: NodeJS.ProcessEnv): Env {
+  // Empty variables count as unset, as they do in most shells' `VAR= cmd`.
+  const data = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== ''))
+  try {
+    return envSchema<Env>({ schema: EnvSchema, data, dotenv: false })
+  } catch (err) {
+    throw new ConfigError(`Invalid configuration: ${(err as Error).message.replace(/env\//g, '')}`)
+  }
+}
+
+function parseDatabaseUrl (url: string): Database {
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length)
+    return { kind: 'sqlite', path: path === ':memory:' ? path : resolve(path) }
+  }
+  try {
+    const parsed = new URL(url)
+    if (parsed.pathname.length <= 1) throw new Error('no database name')
+  } catch {
+    throw new ConfigError('Invalid configuration: DATABASE_URL must look like mysql://user:pass@host:3306/database')
+  }
+  return { kind: 'mysql', url }
+}
+
+function resolveSecret (env: Env, database: Database): string {
+  const secret = env.JWT_SECRET
+  if (secret !== undefined) {
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES || WEAK_SECRETS.has(secret.toLowerCase())) {
+      throw new ConfigError(`Invalid configuration: JWT_SECRET must be a random string of at least ${MIN_SECRET_BYTES} bytes (try: openssl rand -base64 48)`)
+    }
+    return secret
+  }
+  if (env.NODE_ENV === 'production' || database.kind === 'mysql') {
+    throw new ConfigError('Invalid configuration: set JWT_SECRET to a random string of at least 32 bytes (try: openssl rand -base64 48); it is required with MySQL and in production')
+  }
+  if (database.path === ':memory:') return randomBytes(48).toString('base64url')
+  return persistentSecret(join(dirname(database.path), 'jwt-secret'))
+}
+
+/** A development secret kept beside the SQLite file, so tokens survive restarts. */
+function persistentSecret (file: string): string {
+  mkdirSync(dirname(file), { recursive: true })
+  try {
+    writeFileSync(file, randomBytes(48).toString('base64url'), { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
+  return readFileSync(file, 'utf8').trim()
+}
+
+function parseTrustProxy (value: string | undefined): Config['trustProxy'] {
+  if (value === undefined || value === 'false') return undefined
+  if (value === 'true') return true
+  return value
+}
+
+function hostForUrl (host: string): string {
+  if (host === '0.0.0.0' || host === '::') return 'localhost'
+  return host.includes(':') ? `[${host}]` : host
+}

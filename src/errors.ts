@@ -1,0 +1,33 @@
+import createError, { type FastifyError } from '@fastify/error'
+
+export const EmailTaken = createError('USER_EMAIL_TAKEN', 'An account with this email already exists', 409)
+export const InvalidField = createError<'USER_INVALID_FIELD', 400, [field: string, message: string]>(
+  'USER_INVALID_FIELD', '%s %s', 400)
+
+/** No bearer token was sent: RFC 6750 §3.1 says the challenge then carries no error code. */
+export const MissingToken = createError('AUTH_MISSING_TOKEN', 'An access token is required', 401)
+/** A bearer token was sent and refused; the message becomes the challenge's error_description. */
+export const InvalidToken = createError<'AUTH_INVALID_TOKEN', 401, [description: string]>(
+  'AUTH_INVALID_TOKEN', '%s', 401)
+export const RepeatedAuthorization = createError('AUTH_REPEATED_AUTHORIZATION', 'The request carries more than one Authorization header', 400)
+
+/** RFC 6749 §5.2 errors: the code after `OAUTH_`, lower-cased, is the `error` value. */
+export const InvalidRequest = createError<'OAUTH_INVALID_REQUEST', 400, [description: string]>(
+  'OAUTH_INVALID_REQUEST', '%s', 400)
+export const UnsupportedGrantType = createError('OAUTH_UNSUPPORTED_GRANT_TYPE', 'The grant type is not supported', 400)
+export const InvalidGrant = createError<'OAUTH_INVALID_GRANT', 400, [description: string]>(
+  'OAUTH_INVALID_GRANT', '%s', 400)
+export const InvalidScope = createError('OAUTH_INVALID_SCOPE', 'No scopes are defined for this service', 400)
+
+export const ServiceUnavailable = createError('SERVICE_UNAVAILABLE', '%s', 503)
+
+export function isOAuthError (err: FastifyError): boolean {
+  return err.code.startsWith('OAUTH_')
+}
+
+export function oauthErrorCode (err: FastifyError): string {
+  return err.code.slice('OAUTH_'.length).toLowerCase()
+}
+
+export const UnsupportedMediaType = createError<'HTTP_UNSUPPORTED_MEDIA_TYPE', 415, [mediaType: string]>(
+  'HTTP_UNSUPPORTED_MEDIA_TYPE', 'The request body must be %s', 415)

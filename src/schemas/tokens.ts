@@ -1,0 +1,42 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+/**
+ * The token endpoint's form. Every parameter is optional here because RFC 6749 §5.2 wants
+ * each missing one reported as `invalid_request` by the handler, not by a generic validator;
+ * unknown parameters are ignored (§3.2).
+ */
+export const TokenRequest = Type.Object({
+  grant_type: Type.String({ examples: ['password'] }),
+  username: Type.Optional(Type.String({ description: 'The account email.' })),
+  password: Type.Optional(Type.String({ format: 'password' })),
+  scope: Type.Optional(Type.String({ description: 'No scopes are defined: leave empty.' })),
+  client_id: Type.Optional(Type.String())
+}, { additionalProperties: true })
+export type TokenRequest = Static<typeof TokenRequest>
+
+/** @see https://www.rfc-editor.org/rfc/rfc6749#section-5.1 */
+export const TokenResponse = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer({ minimum: 1 }),
+  scope: Type.Optional(Type.String())
+})
+export type TokenResponse = Static<typeof TokenResponse>
+
+/** @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2 */
+export const OAuthError = Type.Object({
+  error: Type.String({ examples: ['invalid_grant'] }),
+  error_description: Type.String()
+})
+export type OAuthError = Static<typeof OAuthError>
+
+/** The access token's claims (RFC 9068 §2.2). */
+export interface AccessTokenClaims {
+  iss: string
+  aud: string
+  sub: string
+  iat: number
+  exp: number
+  jti: string
+  scope?: string
+}
