@@ -1,0 +1,93 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { loadConfig } from '../src/config.js'
+
+const SECRET = 'a-secret-that-is-long-enough-for-hs256-0123456789'
+
+t.test('defaults suit a first run on a laptop', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'auth.db')}` })
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.port, 3000)
+  t.equal(config.publicUrl, 'http://127.0.0.1:3000')
+  t.equal(config.jwt.issuer, 'http://127.0.0.1:3000')
+  t.equal(config.jwt.audience, 'http://127.0.0.1:3000')
+  t.equal(config.jwt.accessTokenTtl, 900)
+  t.equal(config.jwt.refreshTokenTtl, 2_592_000)
+  t.equal(config.jwt.clockSkew, 30)
+  t.same(config.argon2, { memoryCost: 19_456, timeCost: 2, parallelism: 1 })
+  t.same(config.loginLimit, { perAccount: 10, perAddress: 100, window: 900 })
+  t.equal(config.rateLimitPerMinute, 0)
+  t.equal(config.migrateOnStart, true)
+  t.same(config.corsOrigins, [])
+  t.equal(config.trustProxy, undefined)
+})
+
+t.test('the default database is ./data/auth.db', async t => {
+  const config = loadConfig({ JWT_SECRET: SECRET })
+  t.same(config.database, { kind: 'sqlite', path: join(process.cwd(), 'data', 'auth.db') })
+})
+
+t.test('with SQLite and no secret, one is generated once and kept with mode 0600', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const env = { DATABASE_URL: `sqlite:${join(dir, 'db', 'auth.db')}` }
+  const first = loadConfig(env).jwt.secret
+  t.ok(Buffer.byteLength(first) >= 32)
+  t.equal(loadConfig(env).jwt.secret, first, 'the same secret after a restart')
+  const file = join(dir, 'db', 'jwt-secret')
+  t.equal(readFileSync(file, 'utf8'), first)
+  t.equal(statSync(file).mode & 0o777, 0o600)
+})
+
+t.test('settings parse from strings', async t => {
+  const config = loadConfig({
+    DATABASE_URL: 'sqlite::memory:',
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    ACCESS_TOKEN_TTL: '60',
+    MIGRATE_ON_START: 'false',
+    CORS_ORIGINS: 'https://a.example, https://b.example',
+    TRUST_PROXY: '10.0.0.1,10.0.0.2',
+    PUBLIC_URL: 'https://auth.example.com/'
+  })
+  t.equal(config.port, 8080)
+  t.equal(config.jwt.accessTokenTtl, 60)
+  t.equal(config.migrateOnStart, false)
+  t.same(config.corsOrigins, ['https://a.example', 'https://b.example'])
+  t.equal(config.trustProxy, '10.0.0.1,10.0.0.2')
+  t.equal(config.publicUrl, 'https://auth.example.com')
+  t.equal(config.jwt.issuer, 'https://auth.example.com')
+  t.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:', HOST: '0.0.0.0' }).publicUrl, 'http://localhost:3000')
+  t.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:', TRUST_PROXY: 'true' }).trustProxy, true)
+})
+
+t.test('a bad setting is refused with a message naming the variable', async t => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'eighty' }, /PORT/],
+    [{ PORT: '70000' }, /PORT/],
+    [{ DATABASE_URL: 'postgres://x/y' }, /DATABASE_URL/],
+    [{ DATABASE_URL: 'mysql://root@localhost' }, /DATABASE_URL/],
+    [{ ACCESS_TOKEN_TTL: '0' }, /ACCESS_TOKEN_TTL/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+    [{ ARGON2_MEMORY_KIB: '10' }, /ARGON2_MEMORY_KIB/],
+    [{ MIGRATE_ON_START: 'maybe' }, /MIGRATE_ON_START/],
+    [{ JWT_SECRET: 'short' }, /JWT_SECRET/],
+    [{ JWT_SECRET: 'changeme' }, /JWT_SECRET/],
+    [{ DATABASE_URL: 'mysql://root@127.0.0.1:3306/auth' }, /JWT_SECRET/],
+    [{ NODE_ENV: 'production', DATABASE_URL: 'sqlite:/tmp/x.db' }, /JWT_SECRET/],
+    [{ NODE_ENV: 'production', DATABASE_URL: 'sqlite::memory:', JWT_SECRET: SECRET }, /DATABASE_URL/]
+  ]
+  for (const [env, message] of cases) {
+    t.throws(() => loadConfig({ DATABASE_URL: 'sqlite::memory:', ...env }), { name: 'ConfigError', message }, JSON.stringify(env))
+  }
+})
+
+t.test('MySQL with a strong secret is accepted', async t => {
+  const config = loadConfig({ DATABASE_URL: 'mysql://u:p@db:3306/auth', JWT_SECRET: SECRET })
+  t.same(config.database, { kind: 'mysql', url: 'mysql://u:p@db:3306/auth' })
+  t.equal(config.jwt.secret, SECRET)
+})

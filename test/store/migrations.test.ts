@@ -1,0 +1,58 @@
+import t from 'tap'
+import mysql from 'mysql2/promise'
+import { createMigrator } from '../../src/migrator.js'
+import { openSqlite } from '../../src/store/sqlite.js'
+import { eachDialect, freshDatabase } from '../helper.js'
+
+const ALL = ['0001-users']
+
+eachDialect(t, 'migrations', async (t, dialect) => {
+  const url = await freshDatabase(t, dialect)
+  let target: Parameters<typeof createMigrator>[0]
+  let tables: () => Promise<string[]>
+  if (dialect === 'sqlite') {
+    const db = openSqlite(url.slice('sqlite:'.length))
+    t.teardown(() => db.close())
+    target = { dialect, db }
+    tables = async () => (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map(r => r.name)
+  } else {
+    const pool = mysql.createPool({ uri: url, connectionLimit: 4 })
+    t.teardown(() => pool.end())
+    target = { dialect, pool }
+    tables = async () => ((await pool.query('SHOW TABLES'))[0] as Array<Record<string, string>>).map(r => Object.values(r)[0]!).sort()
+  }
+  const migrator = createMigrator(target)
+
+  t.test('up, down and up again', async t => {
+    t.same(await migrator.pending(), ALL)
+    t.same(await migrator.up(), ALL)
+    t.same(await migrator.executed(), ALL)
+    t.same(await migrator.pending(), [])
+    t.same(await tables(), ['schema_migrations', 'users'])
+    t.same(await migrator.up(), [], 'nothing to apply twice')
+
+    t.same(await migrator.down({ all: true }), [...ALL].reverse())
+    t.same(await migrator.executed(), [])
+    t.same(await tables(), ['schema_migrations'])
+
+    t.same(await migrator.up(), ALL)
+    t.same(await tables(), ['schema_migrations', 'users'])
+  })
+
+  t.test('down reverts one migration at a time', async t => {
+    t.same(await migrator.down(), [ALL.at(-1)])
+    t.same(await migrator.pending(), [ALL.at(-1)])
+    await migrator.up()
+  })
+
+  if (dialect === 'mysql') {
+    t.test('two instances migrating at once apply each migration once', async t => {
+      const other = await freshDatabase(t, dialect)
+      const pools = [mysql.createPool({ uri: other }), mysql.createPool({ uri: other })]
+      t.teardown(() => Promise.all(pools.map(p => p.end())))
+      const results = await Promise.all(pools.map(pool => createMigrator({ dialect: 'mysql', pool }).up()))
+      t.same(results.flat().sort(), ALL, 'between them, each migration was applied exactly once')
+      t.same(await createMigrator({ dialect: 'mysql', pool: pools[0]! }).executed(), ALL)
+    })
+  }
+})
