@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidToken, MissingToken, RepeatedAuthorization } from '../src/errors.js'
 import type { AccessTokenClaims } from '../src/schemas/tokens.js'
 import type { UserRecord } from '../src/store/store.js'
+import { uuidv7Time } from '../src/uuidv7.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,6 +49,11 @@ async function authenticatePlugin (fastify: FastifyInstance) {
     const id = /^[1-9]\d{0,15}$/.test(claims.sub) ? Number(claims.sub) : 0
     const user = id === 0 ? undefined : await store.findUserById(id)
     if (user === undefined) throw new InvalidToken('The access token is no longer valid')
+    // The jti's UUIDv7 timestamp says when the token was issued to the millisecond.
+    const issuedAt = uuidv7Time(claims.jti)
+    if ((Number.isNaN(issuedAt) ? claims.iat * 1000 : issuedAt) < user.tokensNotBefore) {
+      throw new InvalidToken('The session has ended')
+    }
     return user
   }
 

@@ -17,7 +17,8 @@ declare module '@fastify/jwt' {
 declare module 'fastify' {
   interface FastifyInstance {
     accessTokens: {
-      issue (userId: number, scope?: string): { token: string, expiresIn: number }
+      /** Signs an access token issued no earlier than `notBefore` (epoch ms), the user's last logout. */
+      issue (userId: number, notBefore?: number): { token: string, expiresIn: number }
     }
   }
 }
@@ -39,15 +40,15 @@ async function jwtPlugin (fastify: FastifyInstance) {
       algorithms: [algorithm],
       allowedIss: issuer,
       allowedAud: audience,
-      requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat'],
+      requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti'],
       checkTyp: ACCESS_TOKEN_TYPE,
       clockTolerance: clockSkew * 1000
     }
   })
 
   fastify.decorate('accessTokens', {
-    issue (userId: number, scope?: string) {
-      const now = fastify.now()
+    issue (userId: number, notBefore = 0) {
+      const now = Math.max(fastify.now(), notBefore)
       const iat = Math.floor(now / 1000)
       const claims: AccessTokenClaims = {
         iss: issuer,
@@ -55,8 +56,7 @@ async function jwtPlugin (fastify: FastifyInstance) {
         sub: String(userId),
         iat,
         exp: iat + accessTokenTtl,
-        jti: uuidv7(now),
-        ...(scope === undefined ? {} : { scope })
+        jti: uuidv7(now)
       }
       return { token: fastify.jwt.sign(claims), expiresIn: accessTokenTtl }
     }

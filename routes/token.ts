@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyBaseLogger } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
+import type { IssuedTokens } from '../plugins/sessions.js'
 import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
 import { OAuthError, TokenRequest, TokenResponse } from '../src/schemas/tokens.js'
 import { normaliseEmail } from './users.js'
@@ -8,21 +10,21 @@ const WRONG_CREDENTIALS = 'The username or password is incorrect'
 const MAX_PASSWORD_CODE_POINTS = 128
 
 /** RFC 6749 §3.2: a parameter sent without a value is treated as omitted. */
-function param (value: string | undefined): string | undefined {
+export function param (value: string | undefined): string | undefined {
   return value === '' ? undefined : value
 }
 
-function required (params: TokenRequest, name: 'username' | 'password'): string {
+function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
   if (value === undefined) throw new InvalidRequest(`The ${name} parameter is missing`)
   return value
 }
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, accessTokens } = fastify
+  const { store, passwords, sessions } = fastify
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
-  async function passwordGrant (params: TokenRequest, log: typeof fastify.log) {
+  async function passwordGrant (params: TokenRequest, log: FastifyBaseLogger): Promise<IssuedTokens> {
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
     // Longer than any password the policy allows: refuse before hashing it.
@@ -35,7 +37,12 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
-    return user.id
+    return sessions.start(user)
+  }
+
+  /** @see https://www.rfc-editor.org/rfc/rfc6749#section-6 */
+  async function refreshGrant (params: TokenRequest): Promise<IssuedTokens> {
+    return sessions.refresh(required(params, 'refresh_token'))
   }
 
   fastify.post('/token', {
@@ -51,18 +58,25 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     if (grantType === undefined) throw new InvalidRequest('The grant_type parameter is missing')
     if (param(params.scope) !== undefined) throw new InvalidScope()
 
-    let userId: number
+    let tokens: IssuedTokens
     switch (grantType) {
       case 'password':
-        userId = await passwordGrant(params, request.log)
+        tokens = await passwordGrant(params, request.log)
+        break
+      case 'refresh_token':
+        tokens = await refreshGrant(params)
         break
       default:
         throw new UnsupportedGrantType()
     }
 
-    const { token, expiresIn } = accessTokens.issue(userId)
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-    return { access_token: token, token_type: 'Bearer' as const, expires_in: expiresIn }
+    return {
+      access_token: tokens.accessToken,
+      token_type: 'Bearer' as const,
+      expires_in: tokens.expiresIn,
+      refresh_token: tokens.refreshToken
+    }
   })
 }
 

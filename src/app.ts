@@ -7,10 +7,13 @@ import passwordsPlugin from '../plugins/passwords.js'
 import jwtPlugin from '../plugins/jwt.js'
 import formbodyPlugin from '../plugins/formbody.js'
 import authenticatePlugin from '../plugins/authenticate.js'
+import sessionsPlugin from '../plugins/sessions.js'
 import problemsPlugin from '../plugins/problems.js'
 import requestIdPlugin, { requestId } from '../plugins/request-id.js'
 import usersRoutes from '../routes/users.js'
 import tokenRoutes from '../routes/token.js'
+import revokeRoutes from '../routes/revoke.js'
+import logoutRoutes from '../routes/logout.js'
 import statusRoutes from '../routes/status.js'
 import healthRoutes from '../routes/health.js'
 import type { Config } from './config.js'
@@ -53,9 +56,12 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(passwordsPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authenticatePlugin)
+  await fastify.register(sessionsPlugin)
 
   await fastify.register(usersRoutes)
   await fastify.register(tokenRoutes)
+  await fastify.register(revokeRoutes)
+  await fastify.register(logoutRoutes)
   await fastify.register(statusRoutes)
   await fastify.register(healthRoutes)
 }

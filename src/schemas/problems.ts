@@ -12,3 +12,6 @@ export const Problem = Type.Object({
   })))
 })
 export type Problem = Static<typeof Problem>
+
+/** A response without a body: nothing is serialised, and the type lets handlers send nothing. */
+export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })

@@ -9,6 +9,7 @@ export const TokenRequest = Type.Object({
   grant_type: Type.String({ examples: ['password'] }),
   username: Type.Optional(Type.String({ description: 'The account email.' })),
   password: Type.Optional(Type.String({ format: 'password' })),
+  refresh_token: Type.Optional(Type.String({ description: 'For grant_type=refresh_token.' })),
   scope: Type.Optional(Type.String({ description: 'No scopes are defined: leave empty.' })),
   client_id: Type.Optional(Type.String())
 }, { additionalProperties: true })
@@ -19,9 +20,17 @@ export const TokenResponse = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ minimum: 1 }),
+  refresh_token: Type.String(),
   scope: Type.Optional(Type.String())
 })
 export type TokenResponse = Static<typeof TokenResponse>
+
+/** @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1 */
+export const RevocationRequest = Type.Object({
+  token: Type.String(),
+  token_type_hint: Type.Optional(Type.String({ examples: ['refresh_token', 'access_token'] }))
+}, { additionalProperties: true })
+export type RevocationRequest = Static<typeof RevocationRequest>
 
 /** @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2 */
 export const OAuthError = Type.Object({

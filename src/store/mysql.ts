@@ -1,13 +1,26 @@
-import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import type { NewUser, Store, UserRecord } from './store.js'
+import type { NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
   email: string
   password_hash: string
   created_at: Date
+  tokens_not_before: number
 }
+
+interface RefreshRow extends RowDataPacket {
+  user_id: number
+  family_id: Buffer
+  used_at: number | null
+  tokens_not_before: number
+}
+
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before'
+const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
+const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
+const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
 
 /** The pool options the store relies on: UTC dates and full Unicode. */
 export const poolOptions = {
@@ -25,6 +38,26 @@ export const poolOptions = {
 
 /** Every query goes through `execute`, which prepares it once per connection and reuses it. */
 export function createMysqlStore (pool: Pool): Store {
+  async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    const connection = await pool.getConnection()
+    try {
+      await connection.beginTransaction()
+      const result = await fn(connection)
+      await connection.commit()
+      return result
+    } catch (err) {
+      await connection.rollback().catch(() => {})
+      throw err
+    } finally {
+      connection.release()
+    }
+  }
+
+  async function findRefreshToken (hash: Buffer) {
+    const [rows] = await pool.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
+    return rows[0]
+  }
+
   return {
     dialect: 'mysql',
 
@@ -33,7 +66,7 @@ export function createMysqlStore (pool: Pool): Store {
         const [result] = await pool.execute<ResultSetHeader>(
           'INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)',
           [email, passwordHash, createdAt])
-        return { id: result.insertId, email, passwordHash, createdAt }
+        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0 }
       } catch (err) {
         if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new EmailTaken()
         throw err
@@ -41,19 +74,64 @@ export function createMysqlStore (pool: Pool): Store {
     },
 
     async findUserByEmail (email: string) {
-      const [rows] = await pool.execute<UserRow[]>(
-        'SELECT id, email, password_hash, created_at FROM users WHERE email = ?', [email])
+      const [rows] = await pool.execute<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE email = ?`, [email])
       return toUser(rows[0])
     },
 
     async findUserById (id: number) {
-      const [rows] = await pool.execute<UserRow[]>(
-        'SELECT id, email, password_hash, created_at FROM users WHERE id = ?', [id])
+      const [rows] = await pool.execute<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, [id])
       return toUser(rows[0])
     },
 
     async updatePasswordHash (id: number, passwordHash: string) {
       await pool.execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
+    },
+
+    async createRefreshToken ({ hash, userId, familyId, createdAt, expiresAt }: NewRefreshToken) {
+      await pool.execute(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
+    },
+
+    async rotateRefreshToken (hash, next, now): Promise<Rotation> {
+      const rotated = await transaction(async connection => {
+        // The row lock this UPDATE takes makes a concurrent rotation of the same token wait,
+        // then find it used and change nothing.
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?',
+          [now, hash, now])
+        if (result.affectedRows !== 1) return undefined
+        const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
+        const row = rows[0]!
+        await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
+        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before) }
+      })
+      if (rotated !== undefined) return rotated
+
+      const row = await findRefreshToken(hash)
+      if (row?.used_at != null) {
+        await pool.execute(REVOKE_FAMILY, [now, row.family_id])
+        return { outcome: 'reused', userId: Number(row.user_id) }
+      }
+      return { outcome: 'invalid' }
+    },
+
+    async revokeRefreshTokenFamily (hash: Buffer, now: number) {
+      const row = await findRefreshToken(hash)
+      if (row === undefined) return false
+      await pool.execute(REVOKE_FAMILY, [now, row.family_id])
+      return true
+    },
+
+    async endSessions (userId: number, notBefore: number, now: number) {
+      await transaction(async connection => {
+        await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [notBefore, userId])
+        await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
+      })
+    },
+
+    async pruneRefreshTokens (now: number, limit: number) {
+      const [result] = await pool.execute<ResultSetHeader>(
+        'DELETE FROM refresh_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ?', [now, String(limit)])
+      return result.affectedRows
     },
 
     async ping () {
@@ -64,5 +142,11 @@ export function createMysqlStore (pool: Pool): Store {
 
 function toUser (row: UserRow | undefined): UserRecord | undefined {
   if (row === undefined) return undefined
-  return { id: Number(row.id), email: row.email, passwordHash: row.password_hash, createdAt: row.created_at }
+  return {
+    id: Number(row.id),
+    email: row.email,
+    passwordHash: row.password_hash,
+    createdAt: row.created_at,
+    tokensNotBefore: Number(row.tokens_not_before)
+  }
 }

@@ -3,6 +3,8 @@ export interface UserRecord {
   email: string
   passwordHash: string
   createdAt: Date
+  /** Access tokens issued before this instant (epoch ms) are refused; logout moves it. */
+  tokensNotBefore: number
 }
 
 export interface NewUser {
@@ -10,6 +12,23 @@ export interface NewUser {
   passwordHash: string
   createdAt: Date
 }
+
+/** A refresh token as stored: only its SHA-256 hash, never the token. Times in epoch ms. */
+export interface NewRefreshToken {
+  hash: Buffer
+  userId: number
+  familyId: Buffer
+  createdAt: number
+  expiresAt: number
+}
+
+export type Rotation =
+  /** The old token is retired and its successor stored, in one transaction. */
+  | { outcome: 'rotated', userId: number, tokensNotBefore: number }
+  /** The token had already been used: its whole family is now revoked. */
+  | { outcome: 'reused', userId: number }
+  /** Unknown, expired or revoked. */
+  | { outcome: 'invalid' }
 
 /**
  * Everything the service keeps, behind one small interface with a MySQL and a SQLite
@@ -22,6 +41,21 @@ export interface Store {
   findUserByEmail (email: string): Promise<UserRecord | undefined>
   findUserById (id: number): Promise<UserRecord | undefined>
   updatePasswordHash (id: number, passwordHash: string): Promise<void>
+
+  createRefreshToken (token: NewRefreshToken): Promise<void>
+  /**
+   * Retires the token with this hash and stores `next` in its family, if and only if the
+   * token is live at `now`; a conditional update decides, so of two concurrent rotations of
+   * one token exactly one succeeds.
+   */
+  rotateRefreshToken (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number): Promise<Rotation>
+  /** Revokes the family of the token with this hash; false when no such token exists. */
+  revokeRefreshTokenFamily (hash: Buffer, now: number): Promise<boolean>
+  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token. */
+  endSessions (userId: number, notBefore: number, now: number): Promise<void>
+  /** Deletes up to `limit` refresh tokens that expired before `now`; returns how many. */
+  pruneRefreshTokens (now: number, limit: number): Promise<number>
+
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>
 }
