@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { dictionary } from '@zxcvbn-ts/language-common'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
@@ -17,11 +18,22 @@ export interface Passwords {
    * against a dummy one, so an unknown email costs the same time as a wrong password.
    */
   verify (hash: string | undefined, password: string): Promise<{ valid: boolean, needsRehash: boolean }>
+  /** True for a password on a list of the most common breached passwords (NIST SP 800-63B §3.1.1.2). */
+  isCommon (password: string): boolean
 }
+
+/** zxcvbn's offline list of common passwords; only those the length policy would let through. */
+const COMMON_PASSWORDS = new Set((dictionary['passwords-common'] as string[]).filter(p => p.length >= 8))
+
+/** @see https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html#argon2id */
+const OWASP_MIN = { memoryCost: 19_456, timeCost: 2 }
 
 async function passwordsPlugin (fastify: FastifyInstance) {
   const cost = fastify.config.argon2
   const options: argon2.HashOptions = { type: argon2.argon2id, ...cost }
+  if (fastify.config.env === 'production' && (cost.memoryCost < OWASP_MIN.memoryCost || cost.timeCost < OWASP_MIN.timeCost)) {
+    fastify.log.warn({ argon2: cost, minimum: OWASP_MIN }, 'argon2 cost is below the OWASP minimum (ARGON2_MEMORY_KIB=19456, ARGON2_ITERATIONS=2)')
+  }
   const dummyHash = await argon2.hash(randomBytes(32), options)
 
   fastify.decorate('passwords', {
@@ -29,7 +41,8 @@ async function passwordsPlugin (fastify: FastifyInstance) {
     async verify (hash: string | undefined, password: string) {
       const valid = await argon2.verify(hash ?? dummyHash, password.normalize('NFC'))
       return { valid: valid && hash !== undefined, needsRehash: valid && hash !== undefined && argon2.needsRehash(hash, cost) }
-    }
+    },
+    isCommon: (password: string) => COMMON_PASSWORDS.has(password.normalize('NFC').toLowerCase())
   })
 }
 

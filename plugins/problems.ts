@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isOAuthError, oauthErrorCode } from '../src/errors.js'
+import { isDatabaseUnavailable, isOAuthError, oauthErrorCode, ServiceUnavailable } from '../src/errors.js'
 import type { Problem } from '../src/schemas/problems.js'
 
 declare module 'fastify' {
@@ -38,14 +38,20 @@ async function problemsPlugin (fastify: FastifyInstance) {
   })
 
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error }, 'the database is unavailable')
+      error = new ServiceUnavailable('The service is temporarily unavailable; try again shortly')
+    }
     const status = statusOf(error)
-    if (status >= 500) {
+    if (status >= 500 && status !== 503) {
       request.log.error({ err: error }, 'request failed')
     } else {
       request.log.debug({ code: error.code, reason: error.message }, 'request refused')
     }
 
-    if (status === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '5')
+    const retryAfter = (error as { retryAfter?: number }).retryAfter ?? (status === 503 ? 5 : undefined)
+    if (retryAfter !== undefined && !reply.hasHeader('retry-after')) reply.header('retry-after', String(retryAfter))
+    if (status === 429) request.log.info({ address: request.ip, url: request.url }, 'too many requests')
     if (request.routeOptions.config.oauth === true) return sendOAuthError(error, status, request, reply)
 
     if (error.code === 'AUTH_MISSING_TOKEN') {

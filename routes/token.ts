@@ -21,21 +21,24 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
 }
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, sessions } = fastify
+  const { store, passwords, sessions, loginLimits } = fastify
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
-  async function passwordGrant (params: TokenRequest, log: FastifyBaseLogger): Promise<IssuedTokens> {
+  async function passwordGrant (params: TokenRequest, address: string, log: FastifyBaseLogger): Promise<IssuedTokens> {
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
-    // Longer than any password the policy allows: refuse before hashing it.
-    if ([...password].length > MAX_PASSWORD_CODE_POINTS) throw new InvalidGrant(WRONG_CREDENTIALS)
+    const { accountFailures } = await loginLimits.check(email, address)
 
-    const user = await store.findUserByEmail(email)
-    const { valid, needsRehash } = await passwords.verify(user?.passwordHash, password)
+    // Longer than any password the policy allows: refused without hashing it.
+    const tooLong = [...password].length > MAX_PASSWORD_CODE_POINTS
+    const user = tooLong ? undefined : await store.findUserByEmail(email)
+    const { valid, needsRehash } = tooLong ? { valid: false, needsRehash: false } : await passwords.verify(user?.passwordHash, password)
     if (!valid || user === undefined) {
-      log.info({ username: email }, 'failed login')
+      log.info({ username: email, address }, 'failed login')
+      await loginLimits.failed(email, address)
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
+    await loginLimits.succeeded(email, accountFailures)
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
     return sessions.start(user)
   }
@@ -50,7 +53,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { oauth: true },
     schema: {
       body: TokenRequest,
-      response: { 200: TokenResponse, 400: OAuthError, 413: OAuthError, 415: OAuthError }
+      response: { 200: TokenResponse, 400: OAuthError, 413: OAuthError, 415: OAuthError, 429: OAuthError, 503: OAuthError }
     }
   }, async (request, reply) => {
     const params = request.body
@@ -61,7 +64,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     let tokens: IssuedTokens
     switch (grantType) {
       case 'password':
-        tokens = await passwordGrant(params, request.log)
+        tokens = await passwordGrant(params, request.ip, request.log)
         break
       case 'refresh_token':
         tokens = await refreshGrant(params)

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
+import { InvalidField } from '../src/errors.js'
 import { Problem } from '../src/schemas/problems.js'
 import { CreateUserBody, User } from '../src/schemas/users.js'
 import type { UserRecord } from '../src/store/store.js'
@@ -31,6 +32,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { email, password } = request.body
+    if (fastify.passwords.isCommon(password)) throw new InvalidField('password', 'is too common: it appears on lists of breached passwords')
     const passwordHash = await fastify.passwords.hash(password)
     const user = await fastify.store.createUser({ email, passwordHash, createdAt: new Date(fastify.now()) })
     request.log.info({ userId: user.id }, 'account created')

@@ -8,6 +8,9 @@ import jwtPlugin from '../plugins/jwt.js'
 import formbodyPlugin from '../plugins/formbody.js'
 import authenticatePlugin from '../plugins/authenticate.js'
 import sessionsPlugin from '../plugins/sessions.js'
+import loginLimitsPlugin from '../plugins/login-limits.js'
+import rateLimitPlugin from '../plugins/rate-limit.js'
+import securityPlugin from '../plugins/security.js'
 import problemsPlugin from '../plugins/problems.js'
 import requestIdPlugin, { requestId } from '../plugins/request-id.js'
 import usersRoutes from '../routes/users.js'
@@ -39,6 +42,10 @@ export function serverOptions (config: Config): FastifyServerOptions {
     genReqId: requestId,
     requestIdHeader: false,
     bodyLimit: 16 * 1024,
+    // A slow client cannot pin a socket: the whole request must arrive within 15 s, and idle
+    // keep-alive sockets close after 10 s (Node caps headers at 16 KiB).
+    requestTimeout: 15_000,
+    keepAliveTimeout: 10_000,
     trustProxy: config.trustProxy ?? false,
     ajv: {
       // Unknown properties are refused rather than silently dropped, and nothing is coerced.
@@ -51,12 +58,15 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(configPlugin, opts)
   await fastify.register(requestIdPlugin)
   await fastify.register(problemsPlugin)
+  await fastify.register(securityPlugin)
+  await fastify.register(rateLimitPlugin)
   await fastify.register(formbodyPlugin)
   await fastify.register(storePlugin)
   await fastify.register(passwordsPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authenticatePlugin)
   await fastify.register(sessionsPlugin)
+  await fastify.register(loginLimitsPlugin)
 
   await fastify.register(usersRoutes)
   await fastify.register(tokenRoutes)

@@ -31,3 +31,22 @@ export function oauthErrorCode (err: FastifyError): string {
 
 export const UnsupportedMediaType = createError<'HTTP_UNSUPPORTED_MEDIA_TYPE', 415, [mediaType: string]>(
   'HTTP_UNSUPPORTED_MEDIA_TYPE', 'The request body must be %s', 415)
+
+/** Too many failed logins; `retryAfter` (seconds) becomes the Retry-After header. */
+export const TooManyAttempts = createError<'LOGIN_TOO_MANY_ATTEMPTS', 429, [retryAfter: number]>(
+  'LOGIN_TOO_MANY_ATTEMPTS', 'Too many failed logins; try again in %d seconds', 429)
+
+/** Driver error codes that mean "the database is not there right now", not "the query is wrong". */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
+  'ER_CON_COUNT_ERROR', 'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_SERVER_SHUTDOWN',
+  'SQLITE_BUSY', 'SQLITE_LOCKED'
+])
+
+export function isDatabaseUnavailable (err: { code?: string, fatal?: boolean }): boolean {
+  return (err.code !== undefined && UNAVAILABLE_CODES.has(err.code)) || err.fatal === true
+}
+
+export const RateLimited = createError<'HTTP_TOO_MANY_REQUESTS', 429, [after: string]>(
+  'HTTP_TOO_MANY_REQUESTS', 'Too many requests; retry after %s', 429)

@@ -1,6 +1,6 @@
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import type { NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -36,9 +36,29 @@ export const poolOptions = {
   enableKeepAlive: true
 } as const
 
+const DEADLOCK_RETRIES = 3
+
+/**
+ * InnoDB may pick a statement as a deadlock victim when rotations and family revocations of
+ * one family cross; the victim's work is rolled back whole, so running it again is safe.
+ */
+async function retryOnDeadlock<T> (fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ER_LOCK_DEADLOCK' || attempt >= DEADLOCK_RETRIES) throw err
+    }
+  }
+}
+
 /** Every query goes through `execute`, which prepares it once per connection and reuses it. */
 export function createMysqlStore (pool: Pool): Store {
-  async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    return retryOnDeadlock(() => transactionOnce(fn))
+  }
+
+  async function transactionOnce<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
     const connection = await pool.getConnection()
     try {
       await connection.beginTransaction()
@@ -108,7 +128,7 @@ export function createMysqlStore (pool: Pool): Store {
 
       const row = await findRefreshToken(hash)
       if (row?.used_at != null) {
-        await pool.execute(REVOKE_FAMILY, [now, row.family_id])
+        await retryOnDeadlock(() => pool.execute(REVOKE_FAMILY, [now, row.family_id]))
         return { outcome: 'reused', userId: Number(row.user_id) }
       }
       return { outcome: 'invalid' }
@@ -117,7 +137,7 @@ export function createMysqlStore (pool: Pool): Store {
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
       const row = await findRefreshToken(hash)
       if (row === undefined) return false
-      await pool.execute(REVOKE_FAMILY, [now, row.family_id])
+      await retryOnDeadlock(() => pool.execute(REVOKE_FAMILY, [now, row.family_id]))
       return true
     },
 
@@ -131,6 +151,29 @@ export function createMysqlStore (pool: Pool): Store {
     async pruneRefreshTokens (now: number, limit: number) {
       const [result] = await pool.execute<ResultSetHeader>(
         'DELETE FROM refresh_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ?', [now, String(limit)])
+      return result.affectedRows
+    },
+
+    async recordLoginFailure (subjects: Buffer[], at: number) {
+      const rows = subjects.map(() => '(?, ?)').join(', ')
+      await pool.execute(`INSERT INTO login_failures (subject, failed_at) VALUES ${rows}`, subjects.flatMap(s => [s, at]))
+    },
+
+    async countLoginFailures (subjects: Buffer[], since: number) {
+      return Promise.all(subjects.map(async subject => {
+        const [rows] = await pool.execute<Array<RowDataPacket & { count: number, oldest: number | null }>>(
+          'SELECT COUNT(*) AS count, MIN(failed_at) AS oldest FROM login_failures WHERE subject = ? AND failed_at > ?', [subject, since])
+        return { subject, count: Number(rows[0]!.count), oldest: Number(rows[0]!.oldest ?? 0) } satisfies LoginFailures
+      }))
+    },
+
+    async clearLoginFailures (subject: Buffer) {
+      await pool.execute('DELETE FROM login_failures WHERE subject = ?', [subject])
+    },
+
+    async pruneLoginFailures (before: number, limit: number) {
+      const [result] = await pool.execute<ResultSetHeader>(
+        'DELETE FROM login_failures WHERE failed_at <= ? ORDER BY failed_at LIMIT ?', [before, String(limit)])
       return result.affectedRows
     },
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
-import type { NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
 
 export type SqliteDatabase = Database.Database
 
@@ -78,6 +78,9 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     }
     return { outcome: 'invalid' }
   })
+  const recordFailures = db.transaction((subjects: Buffer[], at: number) => {
+    for (const subject of subjects) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(subject, at)
+  })
   const endSessions = db.transaction((userId: number, notBefore: number, now: number) => {
     sql('UPDATE users SET tokens_not_before = ? WHERE id = ?').run(notBefore, userId)
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
@@ -131,6 +134,27 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     async pruneRefreshTokens (now: number, limit: number) {
       return sql('DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at < ? LIMIT ?)')
         .run(now, limit).changes
+    },
+
+    async recordLoginFailure (subjects: Buffer[], at: number) {
+      recordFailures(subjects, at)
+    },
+
+    async countLoginFailures (subjects: Buffer[], since: number) {
+      return subjects.map(subject => {
+        const row = sql('SELECT COUNT(*) AS count, MIN(failed_at) AS oldest FROM login_failures WHERE subject = ? AND failed_at > ?')
+          .get(subject, since) as { count: number, oldest: number | null }
+        return { subject, count: row.count, oldest: row.oldest ?? 0 } satisfies LoginFailures
+      })
+    },
+
+    async clearLoginFailures (subject: Buffer) {
+      sql('DELETE FROM login_failures WHERE subject = ?').run(subject)
+    },
+
+    async pruneLoginFailures (before: number, limit: number) {
+      return sql('DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures WHERE failed_at <= ? LIMIT ?)')
+        .run(before, limit).changes
     },
 
     async ping () {

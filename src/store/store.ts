@@ -30,6 +30,12 @@ export type Rotation =
   /** Unknown, expired or revoked. */
   | { outcome: 'invalid' }
 
+export interface LoginFailures {
+  subject: Buffer
+  count: number
+  oldest: number
+}
+
 /**
  * Everything the service keeps, behind one small interface with a MySQL and a SQLite
  * implementation. Emails arrive already normalised; the unique index decides duplicates.
@@ -55,6 +61,14 @@ export interface Store {
   endSessions (userId: number, notBefore: number, now: number): Promise<void>
   /** Deletes up to `limit` refresh tokens that expired before `now`; returns how many. */
   pruneRefreshTokens (now: number, limit: number): Promise<number>
+
+  /** Records one failed login against each subject (hashed account and address keys). */
+  recordLoginFailure (subjects: Buffer[], at: number): Promise<void>
+  /** For each subject, the failures since `since` and the time of the oldest of them. */
+  countLoginFailures (subjects: Buffer[], since: number): Promise<LoginFailures[]>
+  clearLoginFailures (subject: Buffer): Promise<void>
+  /** Deletes up to `limit` failures recorded before `before`; returns how many. */
+  pruneLoginFailures (before: number, limit: number): Promise<number>
 
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>

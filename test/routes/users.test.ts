@@ -91,3 +91,14 @@ eachDialect(t, 'POST /users', async (t, dialect) => {
     t.notOk(JSON.stringify(user).includes(PASSWORD))
   })
 })
+
+eachDialect(t, 'common passwords are refused at signup', async (t, dialect) => {
+  const app = await build(t, dialect)
+  for (const password of ['password', '12345678', 'Password1', 'qwertyuiop', 'FOOTBALL']) {
+    const res = await app.inject({ method: 'POST', url: '/users', payload: { email: 'ada@example.com', password } })
+    t.equal(res.statusCode, 400, password)
+    t.same(res.json().errors, [{ field: 'password', message: 'is too common: it appears on lists of breached passwords' }])
+  }
+  const res = await app.inject({ method: 'POST', url: '/users', payload: { email: 'ada@example.com', password: 'plumbing-otter-42' } })
+  t.equal(res.statusCode, 201, 'a password off the list passes')
+})

@@ -4,7 +4,8 @@ import { createMigrator } from '../../src/migrator.js'
 import { openSqlite } from '../../src/store/sqlite.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures']
+const TABLES = ['login_failures', 'refresh_tokens', 'schema_migrations', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
   const url = await freshDatabase(t, dialect)
@@ -28,7 +29,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
     t.same(await migrator.up(), ALL)
     t.same(await migrator.executed(), ALL)
     t.same(await migrator.pending(), [])
-    t.same(await tables(), ['refresh_tokens', 'schema_migrations', 'users'])
+    t.same(await tables(), TABLES)
     t.same(await migrator.up(), [], 'nothing to apply twice')
 
     t.same(await migrator.down({ all: true }), [...ALL].reverse())
@@ -36,7 +37,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
     t.same(await tables(), ['schema_migrations'])
 
     t.same(await migrator.up(), ALL)
-    t.same(await tables(), ['refresh_tokens', 'schema_migrations', 'users'])
+    t.same(await tables(), TABLES)
   })
 
   t.test('down reverts one migration at a time', async t => {

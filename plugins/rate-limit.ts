@@ -1,0 +1,36 @@
+import fastifyRateLimit from '@fastify/rate-limit'
+import fp from 'fastify-plugin'
+import { Redis } from 'ioredis'
+import type { FastifyInstance } from 'fastify'
+import { RateLimited } from '../src/errors.js'
+
+/**
+ * The general per-address limit, off unless RATE_LIMIT_PER_MINUTE is set: load tests and API
+ * gateways send everything from one address, and the failed-login limits are what guard the
+ * passwords. With REDIS_URL the count is shared by every instance.
+ */
+async function rateLimitPlugin (fastify: FastifyInstance) {
+  const { rateLimitPerMinute, redisUrl } = fastify.config
+  if (rateLimitPerMinute === 0) return
+
+  let redis: Redis | undefined
+  if (redisUrl !== undefined) {
+    // No offline queue: while Redis is away the limit is skipped rather than every request waiting.
+    redis = new Redis(redisUrl, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true })
+    redis.on('error', err => fastify.log.warn({ err }, 'redis error'))
+    await redis.connect()
+    fastify.addHook('onClose', async () => { await redis!.quit() })
+  }
+
+  await fastify.register(fastifyRateLimit, {
+    global: true,
+    max: rateLimitPerMinute,
+    timeWindow: 60_000,
+    nameSpace: 'auth-service-rate-limit:',
+    skipOnError: true,
+    ...(redis === undefined ? {} : { redis }),
+    errorResponseBuilder: (_request, context) => new RateLimited(context.after)
+  })
+}
+
+export default fp(rateLimitPlugin, { name: 'rate-limit', dependencies: ['config'] })
