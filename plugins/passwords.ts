@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { dictionary } from '@zxcvbn-ts/language-common'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { ServiceUnavailable } from '../src/errors.js'
+import { createLimiter } from '../src/limiter.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,10 +39,16 @@ async function passwordsPlugin (fastify: FastifyInstance) {
   }
   const dummyHash = await argon2.hash(randomBytes(32), options)
 
+  // argon2 runs on libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default); more hashes in flight
+  // than cores only queue there, unseen and unbounded. Here the queue is ours and bounded.
+  const { concurrency = availableParallelism(), queue } = fastify.config.hashing
+  const limiter = createLimiter(concurrency, queue, () => Object.assign(
+    new ServiceUnavailable('Too many logins are in progress; try again shortly'), { retryAfter: 1 }))
+
   fastify.decorate('passwords', {
-    hash: (password: string) => argon2.hash(password.normalize('NFC'), options),
+    hash: (password: string) => limiter.run(() => argon2.hash(password.normalize('NFC'), options)),
     async verify (hash: string | undefined, password: string) {
-      const valid = await argon2.verify(hash ?? dummyHash, password.normalize('NFC'))
+      const valid = await limiter.run(() => argon2.verify(hash ?? dummyHash, password.normalize('NFC')))
       return { valid: valid && hash !== undefined, needsRehash: valid && hash !== undefined && argon2.needsRehash(hash, cost) }
     },
     isCommon: (password: string) => COMMON_PASSWORDS.has(password.normalize('NFC').toLowerCase())

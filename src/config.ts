@@ -21,6 +21,8 @@ const EnvSchema = Type.Object({
   ARGON2_MEMORY_KIB: Type.Integer({ minimum: 1024, maximum: 4_194_304, default: 19_456 }),
   ARGON2_ITERATIONS: Type.Integer({ minimum: 1, maximum: 100, default: 2 }),
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+  PASSWORD_HASH_QUEUE: Type.Integer({ minimum: 0, default: 64 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   LOGIN_LIMIT_PER_ACCOUNT: Type.Integer({ minimum: 1, default: 10 }),
   LOGIN_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 100 }),
@@ -54,6 +56,8 @@ export interface Config {
     refreshTokenTtl: number
   }
   argon2: { memoryCost: number, timeCost: number, parallelism: number }
+  /** Hashes in flight (default: the cores this process may use) and how many may wait. */
+  hashing: { concurrency?: number, queue: number }
   logLevel: string
   loginLimit: { perAccount: number, perAddress: number, window: number }
   rateLimitPerMinute: number
@@ -99,6 +103,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
       timeCost: env.ARGON2_ITERATIONS,
       parallelism: env.ARGON2_PARALLELISM
     },
+    hashing: { concurrency: env.PASSWORD_HASH_CONCURRENCY, queue: env.PASSWORD_HASH_QUEUE },
     logLevel: env.LOG_LEVEL,
     loginLimit: {
       perAccount: env.LOGIN_LIMIT_PER_ACCOUNT,

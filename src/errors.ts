@@ -1,23 +1,26 @@
 import createError, { type FastifyError } from '@fastify/error'
 
-export const EmailTaken = createError('USER_EMAIL_TAKEN', 'An account with this email already exists', 409)
+// Client errors (4xx) skip stack capture (`Error, false`): they are expected answers, never
+// logged with a stack, and the paths that raise them are the ones an attacker can hammer.
+
+export const EmailTaken = createError('USER_EMAIL_TAKEN', 'An account with this email already exists', 409, Error, false)
 export const InvalidField = createError<'USER_INVALID_FIELD', 400, [field: string, message: string]>(
-  'USER_INVALID_FIELD', '%s %s', 400)
+  'USER_INVALID_FIELD', '%s %s', 400, Error, false)
 
 /** No bearer token was sent: RFC 6750 §3.1 says the challenge then carries no error code. */
-export const MissingToken = createError('AUTH_MISSING_TOKEN', 'An access token is required', 401)
+export const MissingToken = createError('AUTH_MISSING_TOKEN', 'An access token is required', 401, Error, false)
 /** A bearer token was sent and refused; the message becomes the challenge's error_description. */
 export const InvalidToken = createError<'AUTH_INVALID_TOKEN', 401, [description: string]>(
-  'AUTH_INVALID_TOKEN', '%s', 401)
-export const RepeatedAuthorization = createError('AUTH_REPEATED_AUTHORIZATION', 'The request carries more than one Authorization header', 400)
+  'AUTH_INVALID_TOKEN', '%s', 401, Error, false)
+export const RepeatedAuthorization = createError('AUTH_REPEATED_AUTHORIZATION', 'The request carries more than one Authorization header', 400, Error, false)
 
 /** RFC 6749 §5.2 errors: the code after `OAUTH_`, lower-cased, is the `error` value. */
 export const InvalidRequest = createError<'OAUTH_INVALID_REQUEST', 400, [description: string]>(
-  'OAUTH_INVALID_REQUEST', '%s', 400)
-export const UnsupportedGrantType = createError('OAUTH_UNSUPPORTED_GRANT_TYPE', 'The grant type is not supported', 400)
+  'OAUTH_INVALID_REQUEST', '%s', 400, Error, false)
+export const UnsupportedGrantType = createError('OAUTH_UNSUPPORTED_GRANT_TYPE', 'The grant type is not supported', 400, Error, false)
 export const InvalidGrant = createError<'OAUTH_INVALID_GRANT', 400, [description: string]>(
-  'OAUTH_INVALID_GRANT', '%s', 400)
-export const InvalidScope = createError('OAUTH_INVALID_SCOPE', 'No scopes are defined for this service', 400)
+  'OAUTH_INVALID_GRANT', '%s', 400, Error, false)
+export const InvalidScope = createError('OAUTH_INVALID_SCOPE', 'No scopes are defined for this service', 400, Error, false)
 
 export const ServiceUnavailable = createError('SERVICE_UNAVAILABLE', '%s', 503)
 
@@ -30,11 +33,11 @@ export function oauthErrorCode (err: FastifyError): string {
 }
 
 export const UnsupportedMediaType = createError<'HTTP_UNSUPPORTED_MEDIA_TYPE', 415, [mediaType: string]>(
-  'HTTP_UNSUPPORTED_MEDIA_TYPE', 'The request body must be %s', 415)
+  'HTTP_UNSUPPORTED_MEDIA_TYPE', 'The request body must be %s', 415, Error, false)
 
 /** Too many failed logins; `retryAfter` (seconds) becomes the Retry-After header. */
 export const TooManyAttempts = createError<'LOGIN_TOO_MANY_ATTEMPTS', 429, [retryAfter: number]>(
-  'LOGIN_TOO_MANY_ATTEMPTS', 'Too many failed logins; try again in %d seconds', 429)
+  'LOGIN_TOO_MANY_ATTEMPTS', 'Too many failed logins; try again in %d seconds', 429, Error, false)
 
 /** Driver error codes that mean "the database is not there right now", not "the query is wrong". */
 const UNAVAILABLE_CODES = new Set([
@@ -49,4 +52,4 @@ export function isDatabaseUnavailable (err: { code?: string, fatal?: boolean }):
 }
 
 export const RateLimited = createError<'HTTP_TOO_MANY_REQUESTS', 429, [after: string]>(
-  'HTTP_TOO_MANY_REQUESTS', 'Too many requests; retry after %s', 429)
+  'HTTP_TOO_MANY_REQUESTS', 'Too many requests; retry after %s', 429, Error, false)
