@@ -23,6 +23,16 @@ const MIN_USERS = 8
 /** Access tokens spread over the read scenarios' connections (each its own user). */
 const TOKENS = 8
 const CEILING_SCENARIOS: ScenarioName[] = ['status_out', 'status_in', 'me']
+const CEILINGS = [['fixed', 'ceiling (a)'], ['jwt', 'ceiling (b)']] as const
+/** The scenarios read against the raw argon2 rate. */
+const ARGON2_BOUND: ScenarioName[] = ['token', 'signup', 'flood']
+
+interface Ceiling {
+  target: Target
+  child: Child
+  url: string
+  startError?: unknown
+}
 
 /** Things to undo at the end, or on Ctrl-C: children, the throwaway database, the temporary folder. */
 class Cleanup {
@@ -128,18 +138,19 @@ function badToken (token: string): string {
 }
 
 async function main (): Promise<number> {
-  let options
+  let parsed
   try {
-    options = parseOptions(process.argv.slice(2))
+    parsed = parseOptions(process.argv.slice(2))
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     console.error(`${err.message}\n\n${USAGE}`)
     return 2
   }
-  if (options === 'help') {
+  if (parsed === 'help') {
     console.log(USAGE)
     return 0
   }
+  const options: BenchOptions = parsed
 
   const startedAt = new Date()
   const cleanup = new Cleanup()
@@ -187,8 +198,6 @@ async function main (): Promise<number> {
     // The service's own reading of that environment: argon2 cost, issuer, token lifetime.
     const config = loadConfig(serverEnv)
 
-    const { rows: argon2Rows, reference } = await argon2Rates(config, cpus, options, tmp)
-
     log(`starting the service on ${baseUrl} (${database.label}${cpus.pinned ? `, CPU ${cpus.server}` : ''})`)
     const server = new Child({
       name: 'server',
@@ -200,6 +209,40 @@ async function main (): Promise<number> {
     cleanup.push(() => server.stop())
     await server.waitUntilReady(`${baseUrl}/health`)
     const rssAtStartMiB = (await server.memory())?.rssMiB
+
+    // The ceilings idle beside the server and each read scenario runs on them right after the
+    // service, so a machine whose load drifts during the bench skews the ratios less.
+    const ceilingScenarios = CEILING_SCENARIOS.filter(s => options.scenarios.includes(s))
+    const ceilings: Ceiling[] = []
+    for (const [kind, target] of ceilingScenarios.length === 0 ? [] : CEILINGS) {
+      const ceilingPort = await freePort()
+      const url = `http://127.0.0.1:${ceilingPort}`
+      log(`starting ${target} on ${url}`)
+      const child = new Child({
+        name: target,
+        args: nodeArgsFor('bench/ceiling.ts', { tsx: true }),
+        env: {
+          ...process.env,
+          CEILING: kind,
+          PORT: String(ceilingPort),
+          JWT_SECRET: config.jwt.secret,
+          JWT_ISSUER: config.jwt.issuer,
+          JWT_AUDIENCE: config.jwt.audience,
+          JWT_CLOCK_SKEW: String(config.jwt.clockSkew),
+          BENCH_LOOP_PROBE: '1'
+        },
+        cpu: cpus.pinned ? cpus.server : undefined,
+        logFile: join(tmp, `ceiling-${kind}.log`)
+      })
+      cleanup.push(() => child.stop())
+      const ceiling: Ceiling = { target, child, url }
+      try {
+        await child.waitUntilReady(`${url}/health`)
+      } catch (err) {
+        ceiling.startError = err
+      }
+      ceilings.push(ceiling)
+    }
 
     const users: Credentials[] = Array.from({ length: Math.max(MIN_USERS, options.argon2Connections) }, (_, i) => ({
       email: `bench-${i}@example.com`,
@@ -224,88 +267,72 @@ async function main (): Promise<number> {
     }
     const connectionsFor = (name: LoadName) => name === 'token' || name === 'signup' ? options.argon2Connections : options.connections
 
-    const serviceRows: Row[] = []
-    for (const scenario of options.scenarios) {
-      if (!server.running) {
-        serviceRows.push(failedRow(scenario, 'service', options.connections, new Error('the server is no longer running')))
-        continue
-      }
+    async function onService (scenario: ScenarioName): Promise<Row[]> {
+      if (!server.running) return [failedRow(scenario, 'service', options.connections, new Error('the server is no longer running'))]
       log(`${scenario}: ${options.duration} s`)
       try {
         if (scenario === 'flood') {
           const f = await fixture(baseUrl)
-          serviceRows.push(...await measure(server, 'service', () => [
+          return await measure(server, 'service', () => [
             { name: 'flood: me', load: buildLoad('me', f, options.connections, options.duration) },
             { name: 'flood: token', load: buildLoad('token', f, options.argon2Connections, options.duration) }
-          ], options, false))
-        } else if (scenario === 'refresh') {
-          if ((await sessions.current())[0]?.refresh_token === undefined) {
-            serviceRows.push(skippedRow(scenario, 'service', options.connections, 'server issued no refresh_token'))
-          } else {
-            // One family per connection, and spares for connections whose chain breaks.
-            const pool = await sessions.refreshTokens(options.connections + Math.max(4, Math.ceil(options.connections / 4)))
-            const f = await fixture(baseUrl, pool)
-            // No warm-up: it would spend the pool's tokens.
-            serviceRows.push(...await measure(server, 'service', () => [
-              { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
-            ], options, false))
-          }
-        } else {
-          const f = await fixture(baseUrl)
-          serviceRows.push(...await measure(server, 'service', () => [
-            { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), options.duration) }
-          ], options, true))
+          ], options, false)
         }
+        if (scenario === 'refresh') {
+          if ((await sessions.current())[0]?.refresh_token === undefined) {
+            return [skippedRow(scenario, 'service', options.connections, 'server issued no refresh_token')]
+          }
+          // One family per connection, and spares for connections whose chain breaks.
+          const pool = await sessions.refreshTokens(options.connections + Math.max(4, Math.ceil(options.connections / 4)))
+          const f = await fixture(baseUrl, pool)
+          // No warm-up: it would spend the pool's tokens.
+          return await measure(server, 'service', () => [
+            { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
+          ], options, false)
+        }
+        const f = await fixture(baseUrl)
+        return await measure(server, 'service', () => [
+          { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), options.duration) }
+        ], options, true)
       } catch (err) {
-        serviceRows.push(failedRow(scenario, 'service', options.connections, err))
+        return [failedRow(scenario, 'service', options.connections, err)]
+      } finally {
+        if (!server.running) log(`the server exited:\n${server.logTail()}`)
       }
-      describe(serviceRows.slice(-(scenario === 'flood' ? 2 : 1)))
-      if (!server.running) log(`the server exited:\n${server.logTail()}`)
     }
 
-    const ceilingRows: Row[] = []
-    const ceilingScenarios = CEILING_SCENARIOS.filter(s => options.scenarios.includes(s))
-    for (const [kind, target] of [['fixed', 'ceiling (a)'], ['jwt', 'ceiling (b)']] as const) {
-      if (ceilingScenarios.length === 0 || !server.running) break
-      const ceilingPort = await freePort()
-      const ceilingUrl = `http://127.0.0.1:${ceilingPort}`
-      log(`starting ${target} on ${ceilingUrl}`)
-      const ceiling = new Child({
-        name: target,
-        args: nodeArgsFor('bench/ceiling.ts', { tsx: true }),
-        env: {
-          ...process.env,
-          CEILING: kind,
-          PORT: String(ceilingPort),
-          JWT_SECRET: config.jwt.secret,
-          JWT_ISSUER: config.jwt.issuer,
-          JWT_AUDIENCE: config.jwt.audience,
-          JWT_CLOCK_SKEW: String(config.jwt.clockSkew),
-          BENCH_LOOP_PROBE: '1'
-        },
-        cpu: cpus.pinned ? cpus.server : undefined,
-        logFile: join(tmp, `ceiling-${kind}.log`)
-      })
+    async function onCeiling ({ target, child, url, startError }: Ceiling, scenario: LoadName): Promise<Row[]> {
+      if (startError !== undefined) return [failedRow(scenario, target, options.connections, startError)]
+      log(`${scenario} on ${target}: ${options.duration} s`)
       try {
-        await ceiling.waitUntilReady(`${ceilingUrl}/health`)
-        for (const scenario of ceilingScenarios) {
-          log(`${scenario} on ${target}: ${options.duration} s`)
-          try {
-            const f = await fixture(ceilingUrl)
-            ceilingRows.push(...await measure(ceiling, target, () => [
-              { name: scenario, load: buildLoad(scenario as LoadName, f, options.connections, options.duration) }
-            ], options, true))
-          } catch (err) {
-            ceilingRows.push(failedRow(scenario, target, options.connections, err))
-          }
-          describe(ceilingRows.slice(-1))
-        }
+        const f = await fixture(url)
+        return await measure(child, target, () => [
+          { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
+        ], options, true)
       } catch (err) {
-        ceilingRows.push(failedRow(ceilingScenarios.join(', '), target, options.connections, err))
-      } finally {
-        await ceiling.stop()
+        return [failedRow(scenario, target, options.connections, err)]
       }
     }
+
+    const serviceRows: Row[] = []
+    const ceilingRows: Row[] = []
+    let argon2: Awaited<ReturnType<typeof argon2Rates>> | undefined
+    for (const scenario of options.scenarios) {
+      // The hashing limit is measured just before the scenarios read against it, for the same reason.
+      if (argon2 === undefined && ARGON2_BOUND.includes(scenario)) argon2 = await argon2Rates(config, cpus, options, tmp)
+      const rows = await onService(scenario)
+      describe(rows)
+      serviceRows.push(...rows)
+      if (!ceilingScenarios.includes(scenario)) continue
+      for (const ceiling of ceilings) {
+        const rows = await onCeiling(ceiling, scenario as LoadName)
+        describe(rows)
+        ceilingRows.push(...rows)
+      }
+    }
+    argon2 ??= await argon2Rates(config, cpus, options, tmp)
+    const { rows: argon2Rows, reference } = argon2
+    for (const { child } of ceilings) await child.stop()
 
     const serverPeakRssMiB = (await server.memory())?.hwmMiB
     await server.stop()
