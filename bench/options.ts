@@ -1,0 +1,104 @@
+import { parseArgs } from 'node:util'
+
+export const SCENARIOS = ['status_out', 'status_in', 'me', 'me_bad', 'token', 'signup', 'refresh', 'flood'] as const
+export type ScenarioName = typeof SCENARIOS[number]
+
+export interface BenchOptions {
+  /** Seconds of measured load per scenario. */
+  duration: number
+  /** Seconds of unmeasured load before each scenario (JIT, caches, connection pools). */
+  warmup: number
+  /** Connections for the scenarios that do not hash (me, status_*, me_bad, refresh, flood's me). */
+  connections: number
+  /** Connections for the scenarios bound by argon2 (token, signup, flood's token). */
+  argon2Connections: number
+  /** Seconds per argon2 rate measurement. */
+  argon2Duration: number
+  scenarios: ScenarioName[]
+  pin: boolean
+  /** Set when the bench runs on MySQL: the server's URL, without a database. */
+  mysqlUrl?: string
+  smoke: boolean
+  build: boolean
+}
+
+const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306'
+
+export const USAGE = `npm run bench -- [options]
+
+  --duration S            measured seconds per scenario (default 10, smoke 1)
+  --warmup S              unmeasured seconds before each scenario (default 1, smoke 0)
+  --connections N         connections for me, status_*, me_bad, refresh (default 64, smoke 4)
+  --argon2-connections N  connections for token and signup, bound by argon2 (default 8, smoke 2)
+  --scenarios a,b,c       subset of ${SCENARIOS.join(',')}
+  --pin                   server (and ceilings) on one core with taskset, load generator on another
+  --mysql                 run on MySQL: MYSQL_URL, or ${DEFAULT_MYSQL_URL} (a throwaway database is created and dropped)
+  --smoke                 1 s per scenario with few connections: checks the harness, measures nothing
+  --skip-build            use the existing dist/ instead of running npm run build
+  --help`
+
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
+  let values
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        connections: { type: 'string' },
+        'argon2-connections': { type: 'string' },
+        scenarios: { type: 'string' },
+        pin: { type: 'boolean', default: false },
+        mysql: { type: 'boolean', default: false },
+        smoke: { type: 'boolean', default: false },
+        'skip-build': { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false }
+      }
+    }))
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  if (values.help) return 'help'
+
+  const smoke = values.smoke
+  const duration = positive('--duration', values.duration, smoke ? 1 : 10)
+  const mysqlUrl = env.MYSQL_URL !== undefined && env.MYSQL_URL !== ''
+    ? env.MYSQL_URL
+    : values.mysql ? DEFAULT_MYSQL_URL : undefined
+
+  return {
+    duration,
+    warmup: positive('--warmup', values.warmup, smoke ? 0 : 1, true),
+    connections: positive('--connections', values.connections, smoke ? 4 : 64),
+    argon2Connections: positive('--argon2-connections', values['argon2-connections'], smoke ? 2 : 8),
+    argon2Duration: Math.min(duration, 5),
+    scenarios: scenarioList(values.scenarios),
+    pin: values.pin,
+    mysqlUrl,
+    smoke,
+    build: !values['skip-build']
+  }
+}
+
+function positive (flag: string, raw: string | undefined, fallback: number, zeroOk = false): number {
+  if (raw === undefined) return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
+    throw new UsageError(`${flag} must be a ${zeroOk ? 'non-negative' : 'positive'} number, not ${JSON.stringify(raw)}`)
+  }
+  return flag.includes('connections') ? Math.round(value) : value
+}
+
+function scenarioList (raw: string | undefined): ScenarioName[] {
+  if (raw === undefined) return [...SCENARIOS]
+  const wanted = raw.split(',').map(s => s.trim()).filter(Boolean)
+  const unknown = wanted.filter(s => !(SCENARIOS as readonly string[]).includes(s))
+  if (unknown.length > 0) throw new UsageError(`unknown scenario(s) ${unknown.join(', ')}; choose from ${SCENARIOS.join(', ')}`)
+  return SCENARIOS.filter(s => wanted.includes(s))
+}

@@ -1,0 +1,151 @@
+import type autocannon from 'autocannon'
+import type { Argon2Rate } from './argon2-rate.js'
+import type { LoopDelay } from './processes.js'
+import type { Expectation } from './scenarios.js'
+
+export type Target = 'service' | 'ceiling (a)' | 'ceiling (b)' | 'argon2'
+
+export interface Row {
+  scenario: string
+  target: Target
+  /** Connections, or argon2 verifies in flight. */
+  connections: number
+  seconds?: number
+  reqPerSec?: number
+  p50Ms?: number
+  p99Ms?: number
+  /** More of autocannon's latency histogram, for the JSON. */
+  latencyMs?: { mean: number, p90: number, p99_9: number, max: number }
+  non2xx?: number
+  /** Connection errors and timeouts. */
+  errors?: number
+  /** Responses whose body failed the scenario's check. */
+  wrongBodies?: number
+  expectedStatus?: number
+  statusCodes?: Record<string, number>
+  check: string
+  failed: boolean
+  skipped?: boolean
+  peakRssMiB?: number
+  loop?: LoopDelay
+  ratio?: { value: number, of: string }
+}
+
+/** A row from one autocannon run, with its verdict: every response had the expected status and body. */
+export function loadRow (scenario: string, target: Target, result: autocannon.Result, expect: Expectation): Row {
+  const statusCodes: Record<string, number> = {}
+  for (const [code, { count = 0 }] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = count
+  const problems: string[] = []
+  for (const [code, count] of Object.entries(statusCodes)) {
+    if (Number(code) !== expect.status) problems.push(`${count}×${code}`)
+  }
+  if (result.errors > 0) problems.push(`${result.errors} errors${result.timeouts > 0 ? ` (${result.timeouts} timeouts)` : ''}`)
+  if (result.mismatches > 0) problems.push(`${result.mismatches} wrong bodies`)
+  const responses = Object.values(statusCodes).reduce((a, b) => a + b, 0)
+  if (responses === 0) problems.push('no response')
+
+  return {
+    scenario,
+    target,
+    connections: result.connections,
+    seconds: result.duration,
+    reqPerSec: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    latencyMs: { mean: result.latency.mean, p90: result.latency.p90, p99_9: result.latency.p99_9, max: result.latency.max },
+    non2xx: result.non2xx,
+    errors: result.errors,
+    wrongBodies: result.mismatches,
+    expectedStatus: expect.status,
+    statusCodes,
+    check: problems.length === 0 ? `ok (${responses}×${expect.status})` : `FAIL: ${problems.join(', ')}`,
+    failed: problems.length > 0
+  }
+}
+
+export function argon2Row (scenario: string, rate: Argon2Rate, peakRssMiB: number | undefined): Row {
+  return {
+    scenario,
+    target: 'argon2',
+    connections: rate.inFlight,
+    seconds: rate.seconds,
+    reqPerSec: rate.perSecond,
+    p50Ms: rate.p50Ms,
+    p99Ms: rate.p99Ms,
+    check: rate.verifies > 0 ? `ok (${rate.verifies} verifies)` : 'FAIL: no verify finished',
+    failed: rate.verifies === 0,
+    peakRssMiB
+  }
+}
+
+export function failedRow (scenario: string, target: Target, connections: number, err: unknown): Row {
+  const message = (err as Error).message?.split('\n')[0] ?? String(err)
+  return { scenario, target, connections, check: `FAIL: ${message}`, failed: true }
+}
+
+export function skippedRow (scenario: string, target: Target, connections: number, reason: string): Row {
+  return { scenario, target, connections, check: `skipped: ${reason}`, failed: false, skipped: true }
+}
+
+/**
+ * The ratios the issue reads the service by: me and status_in against ceiling (b), status_out
+ * against ceiling (a), me_bad against me, token and signup against the raw argon2 rate with as
+ * many hashes in flight as the thread pool runs, on the CPUs the server had, flood against solo.
+ */
+export function addRatios (rows: Row[], argon2Reference: string): void {
+  const find = (scenario: string, target: Target) =>
+    rows.find(r => r.scenario === scenario && r.target === target && !r.failed && r.reqPerSec !== undefined)
+  const against: Record<string, [string, Target, string]> = {
+    me: ['me', 'ceiling (b)', 'of (b)'],
+    status_in: ['status_in', 'ceiling (b)', 'of (b)'],
+    status_out: ['status_out', 'ceiling (a)', 'of (a)'],
+    me_bad: ['me', 'service', 'of me'],
+    token: [argon2Reference, 'argon2', 'of argon2'],
+    signup: [argon2Reference, 'argon2', 'of argon2'],
+    'flood: me': ['me', 'service', 'of me solo'],
+    'flood: token': ['token', 'service', 'of token solo']
+  }
+  for (const row of rows) {
+    if (row.target !== 'service' || row.reqPerSec === undefined) continue
+    const reference = against[row.scenario]
+    if (reference === undefined) continue
+    const base = find(reference[0], reference[1])
+    if (base?.reqPerSec) row.ratio = { value: row.reqPerSec / base.reqPerSec, of: reference[2] }
+  }
+}
+
+const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
+
+function num (value: number | undefined, digits = 0): string {
+  if (value === undefined || Number.isNaN(value)) return '–'
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+/** autocannon's latencies are whole milliseconds; the probe's and argon2's are not. */
+function ms (value: number | undefined): string {
+  if (value === undefined) return '–'
+  return num(value, Number.isInteger(value) || value >= 100 ? 0 : value < 10 ? 2 : 1)
+}
+
+export function markdownTable (rows: Row[]): string {
+  const lines = rows.map(r => [
+    r.scenario,
+    r.target,
+    r.target === 'argon2' ? `${r.connections} in flight` : String(r.connections),
+    num(r.reqPerSec, r.target === 'argon2' ? 1 : 0),
+    ms(r.p50Ms),
+    ms(r.p99Ms),
+    num(r.non2xx),
+    num(r.errors),
+    r.check,
+    num(r.peakRssMiB, 1),
+    ms(r.loop?.p99Ms),
+    r.ratio === undefined ? '–' : `${num(r.ratio.value * 100)}% ${r.ratio.of}`
+  ])
+  const escape = (cell: string) => cell.replaceAll('|', '\\|')
+  return [
+    `| ${COLUMNS.join(' | ')} |`,
+    `| ${COLUMNS.map((_, i) => i < 2 || i === 8 ? '---' : '---:').join(' | ')} |`,
+    ...lines.map(cells => `| ${cells.map(escape).join(' | ')} |`)
+  ].join('\n')
+}

@@ -1,0 +1,395 @@
+// `npm run bench`: the service under autocannon, read against a bare Fastify ceiling and the raw
+// argon2 rate measured in the same run. See bench/README.md.
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus as cpuInfo, tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { loadConfig, type Config } from '../src/config.js'
+import type { Argon2Rate, Argon2Request } from './argon2-rate.js'
+import { createAccount, inParallel, logIn, type Credentials, type Grant } from './client.js'
+import { mysqlDatabase, sqliteDatabase, type BenchDatabase } from './database.js'
+import { parseOptions, UsageError, USAGE, type BenchOptions, type ScenarioName } from './options.js'
+import { Child, chooseCpus, freePort, nodeArgsFor, ROOT, samplePeakRss, type Cpus } from './processes.js'
+import { addRatios, argon2Row, failedRow, loadRow, markdownTable, skippedRow, type Row, type Target } from './report.js'
+import { buildLoad, type Fixture, type Load, type LoadName } from './scenarios.js'
+
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
+
+/** Enough accounts that the token scenario's connections do not all log in as one user. */
+const MIN_USERS = 8
+/** Access tokens spread over the read scenarios' connections (each its own user). */
+const TOKENS = 8
+const CEILING_SCENARIOS: ScenarioName[] = ['status_out', 'status_in', 'me']
+const CEILINGS = [['fixed', 'ceiling (a)'], ['jwt', 'ceiling (b)']] as const
+/** The scenarios read against the raw argon2 rate. */
+const ARGON2_BOUND: ScenarioName[] = ['token', 'signup', 'flood']
+
+interface Ceiling {
+  target: Target
+  child: Child
+  url: string
+  startError?: unknown
+}
+
+/** Things to undo at the end, or on Ctrl-C: children, the throwaway database, the temporary folder. */
+class Cleanup {
+  private tasks: Array<() => Promise<void> | void> = []
+  push (task: () => Promise<void> | void) { this.tasks.push(task) }
+  async run () {
+    for (const task of this.tasks.splice(0).reverse()) {
+      try {
+        await task()
+      } catch (err) {
+        log(`cleanup: ${(err as Error).message}`)
+      }
+    }
+  }
+}
+
+interface Named { name: string, load: Load }
+
+/** One measured run (several autocannon instances at once for flood) against `target`. */
+async function measure (child: Child, target: Target, make: () => Named[], options: BenchOptions, warmup: boolean): Promise<Row[]> {
+  if (warmup && options.warmup > 0) {
+    await Promise.all(make().map(({ load }) => autocannon({ ...load.options, duration: options.warmup })))
+  }
+  const loads = make()
+  await child.resetLoopDelay()
+  const { value: results, peakRssMiB } = await samplePeakRss(child, () => Promise.all(loads.map(({ load }) =>
+    autocannon({ ...load.options, verifyBody: body => load.expect.body(String(body)) }))))
+  const loop = await child.loopDelay()
+  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop }))
+}
+
+function describe (rows: Row[]) {
+  for (const r of rows) {
+    const rate = r.reqPerSec === undefined ? '' : `${Math.round(r.reqPerSec)} req/s, p99 ${r.p99Ms} ms, `
+    log(`  ${r.scenario} (${r.target}): ${rate}${r.check}`)
+  }
+}
+
+async function argon2Rates (config: Config, cpus: Cpus, options: BenchOptions, tmp: string): Promise<{ rows: Row[], reference: string }> {
+  const runs: Array<{ name: string, inFlight: number, cpu?: number }> = []
+  const allCores = `${cpus.available.length || availableParallelism()} cores`
+  if (cpus.server !== undefined) {
+    runs.push({ name: 'argon2 ×1, 1 core', inFlight: 1, cpu: cpus.server }, { name: 'argon2 ×4, 1 core', inFlight: 4, cpu: cpus.server })
+  } else {
+    runs.push({ name: `argon2 ×1, ${allCores}`, inFlight: 1 })
+  }
+  if (!cpus.pinned) runs.push({ name: `argon2 ×4, ${allCores}`, inFlight: 4 })
+
+  const rows: Row[] = []
+  for (const run of runs) {
+    log(`${run.name}: ${options.argon2Duration} s`)
+    const request: Argon2Request = { ...config.argon2, inFlight: [run.inFlight], seconds: options.argon2Duration }
+    const logFile = join(tmp, `argon2-${rows.length}.log`)
+    const child = new Child({
+      name: 'argon2',
+      args: [...nodeArgsFor('bench/argon2-rate.ts', { tsx: true, probe: false }), JSON.stringify(request)],
+      env: process.env,
+      cpu: run.cpu,
+      logFile
+    })
+    const { value: code, peakRssMiB } = await samplePeakRss(child, () => child.exit())
+    const output = child.logTail(1)
+    try {
+      if (code !== 0) throw new Error(`exited with ${code}: ${child.logTail()}`)
+      const [rate] = JSON.parse(output) as Argon2Rate[]
+      rows.push(argon2Row(run.name, rate!, peakRssMiB))
+    } catch (err) {
+      rows.push(failedRow(run.name, 'argon2', run.inFlight, err))
+    }
+    describe(rows.slice(-1))
+  }
+  // The token ratio compares like with like: the rate on the CPUs the server had, four in flight
+  // as libuv's default thread pool runs them.
+  const reference = cpus.pinned ? 'argon2 ×4, 1 core' : `argon2 ×4, ${allCores}`
+  return { rows, reference }
+}
+
+/** Access tokens, logged in afresh when half their lifetime has gone, so long runs stay valid. */
+class Sessions {
+  private grants: Grant[] = []
+  private at = 0
+  constructor (private baseUrl: string, private users: Credentials[], private ttlSeconds: number) {}
+
+  async current (): Promise<Grant[]> {
+    if (this.grants.length === 0 || Date.now() - this.at > this.ttlSeconds * 500) {
+      this.grants = await inParallel(this.users.slice(0, TOKENS), 4, user => logIn(this.baseUrl, user))
+      this.at = Date.now()
+    }
+    return this.grants
+  }
+
+  /** Refresh tokens, each from its own password grant, so each connection rotates its own family. */
+  async refreshTokens (count: number): Promise<string[]> {
+    const grants = await inParallel(Array.from({ length: count }, (_, i) => this.users[i % this.users.length]!), 4,
+      user => logIn(this.baseUrl, user))
+    return grants.map(g => g.refresh_token).filter((t): t is string => typeof t === 'string')
+  }
+}
+
+function badToken (token: string): string {
+  const [header, payload] = token.split('.')
+  return `${header}.${payload}.${randomBytes(32).toString('base64url')}`
+}
+
+async function main (): Promise<number> {
+  let parsed
+  try {
+    parsed = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    console.error(`${err.message}\n\n${USAGE}`)
+    return 2
+  }
+  if (parsed === 'help') {
+    console.log(USAGE)
+    return 0
+  }
+  const options: BenchOptions = parsed
+
+  const startedAt = new Date()
+  const cleanup = new Cleanup()
+  const interrupted = async () => {
+    log('interrupted: cleaning up')
+    await cleanup.run()
+    process.exit(130)
+  }
+  process.once('SIGINT', interrupted)
+  process.once('SIGTERM', interrupted)
+
+  try {
+    if (options.build) {
+      log('npm run build')
+      const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] })
+      if (build.status !== 0) throw new Error('npm run build failed')
+    }
+
+    // Before --pin narrows this process to one CPU.
+    const machineCpus = availableParallelism()
+    const cpus = chooseCpus(options.pin, log)
+    const tmp = mkdtempSync(join(tmpdir(), 'auth-bench-'))
+    cleanup.push(() => rmSync(tmp, { recursive: true, force: true }))
+
+    let database: BenchDatabase
+    if (options.mysqlUrl !== undefined) {
+      database = await mysqlDatabase(options.mysqlUrl)
+      cleanup.push(() => database.drop())
+    } else {
+      database = sqliteDatabase(tmp)
+    }
+
+    const port = await freePort()
+    const baseUrl = `http://127.0.0.1:${port}`
+    const serverEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_ENV: process.env.NODE_ENV || 'production',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATABASE_URL: database.url,
+      JWT_SECRET: randomBytes(48).toString('base64url'),
+      BENCH_LOOP_PROBE: '1'
+    }
+    delete serverEnv.PUBLIC_URL
+    // The service's own reading of that environment: argon2 cost, issuer, token lifetime.
+    const config = loadConfig(serverEnv)
+
+    log(`starting the service on ${baseUrl} (${database.label}${cpus.pinned ? `, CPU ${cpus.server}` : ''})`)
+    const server = new Child({
+      name: 'server',
+      args: nodeArgsFor('dist/src/server.js'),
+      env: serverEnv,
+      cpu: cpus.pinned ? cpus.server : undefined,
+      logFile: join(tmp, 'server.log')
+    })
+    cleanup.push(() => server.stop())
+    await server.waitUntilReady(`${baseUrl}/health`)
+    const rssAtStartMiB = (await server.memory())?.rssMiB
+
+    // The ceilings idle beside the server and each read scenario runs on them right after the
+    // service, so a machine whose load drifts during the bench skews the ratios less.
+    const ceilingScenarios = CEILING_SCENARIOS.filter(s => options.scenarios.includes(s))
+    const ceilings: Ceiling[] = []
+    for (const [kind, target] of ceilingScenarios.length === 0 ? [] : CEILINGS) {
+      const ceilingPort = await freePort()
+      const url = `http://127.0.0.1:${ceilingPort}`
+      log(`starting ${target} on ${url}`)
+      const child = new Child({
+        name: target,
+        args: nodeArgsFor('bench/ceiling.ts', { tsx: true }),
+        env: {
+          ...process.env,
+          CEILING: kind,
+          PORT: String(ceilingPort),
+          JWT_SECRET: config.jwt.secret,
+          JWT_ISSUER: config.jwt.issuer,
+          JWT_AUDIENCE: config.jwt.audience,
+          JWT_CLOCK_SKEW: String(config.jwt.clockSkew),
+          BENCH_LOOP_PROBE: '1'
+        },
+        cpu: cpus.pinned ? cpus.server : undefined,
+        logFile: join(tmp, `ceiling-${kind}.log`)
+      })
+      cleanup.push(() => child.stop())
+      const ceiling: Ceiling = { target, child, url }
+      try {
+        await child.waitUntilReady(`${url}/health`)
+      } catch (err) {
+        ceiling.startError = err
+      }
+      ceilings.push(ceiling)
+    }
+
+    const users: Credentials[] = Array.from({ length: Math.max(MIN_USERS, options.argon2Connections) }, (_, i) => ({
+      email: `bench-${i}@example.com`,
+      password: `bench-${randomBytes(12).toString('base64url')}`
+    }))
+    log(`seeding ${users.length} accounts at the configured argon2 cost`)
+    await inParallel(users, 4, user => createAccount(baseUrl, user))
+    const rssAfterSeedingMiB = (await server.memory())?.rssMiB
+    const sessions = new Sessions(baseUrl, users, config.jwt.accessTokenTtl)
+
+    const fixture = async (url: string, refreshTokens: string[] = []): Promise<Fixture> => {
+      const accessTokens = (await sessions.current()).map(g => g.access_token)
+      return {
+        baseUrl: url,
+        users,
+        accessTokens,
+        badToken: badToken(accessTokens[0]!),
+        refreshTokens,
+        signupPrefix: 'bench-signup',
+        signupPassword: `bench-${randomBytes(12).toString('base64url')}`
+      }
+    }
+    const connectionsFor = (name: LoadName) => name === 'token' || name === 'signup' ? options.argon2Connections : options.connections
+
+    async function onService (scenario: ScenarioName): Promise<Row[]> {
+      if (!server.running) return [failedRow(scenario, 'service', options.connections, new Error('the server is no longer running'))]
+      log(`${scenario}: ${options.duration} s`)
+      try {
+        if (scenario === 'flood') {
+          const f = await fixture(baseUrl)
+          return await measure(server, 'service', () => [
+            { name: 'flood: me', load: buildLoad('me', f, options.connections, options.duration) },
+            { name: 'flood: token', load: buildLoad('token', f, options.argon2Connections, options.duration) }
+          ], options, false)
+        }
+        if (scenario === 'refresh') {
+          if ((await sessions.current())[0]?.refresh_token === undefined) {
+            return [skippedRow(scenario, 'service', options.connections, 'server issued no refresh_token')]
+          }
+          // One family per connection, and spares for connections whose chain breaks.
+          const pool = await sessions.refreshTokens(options.connections + Math.max(4, Math.ceil(options.connections / 4)))
+          const f = await fixture(baseUrl, pool)
+          // No warm-up: it would spend the pool's tokens.
+          return await measure(server, 'service', () => [
+            { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
+          ], options, false)
+        }
+        const f = await fixture(baseUrl)
+        return await measure(server, 'service', () => [
+          { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), options.duration) }
+        ], options, true)
+      } catch (err) {
+        return [failedRow(scenario, 'service', options.connections, err)]
+      } finally {
+        if (!server.running) log(`the server exited:\n${server.logTail()}`)
+      }
+    }
+
+    async function onCeiling ({ target, child, url, startError }: Ceiling, scenario: LoadName): Promise<Row[]> {
+      if (startError !== undefined) return [failedRow(scenario, target, options.connections, startError)]
+      log(`${scenario} on ${target}: ${options.duration} s`)
+      try {
+        const f = await fixture(url)
+        return await measure(child, target, () => [
+          { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
+        ], options, true)
+      } catch (err) {
+        return [failedRow(scenario, target, options.connections, err)]
+      }
+    }
+
+    const serviceRows: Row[] = []
+    const ceilingRows: Row[] = []
+    let argon2: Awaited<ReturnType<typeof argon2Rates>> | undefined
+    for (const scenario of options.scenarios) {
+      // The hashing limit is measured just before the scenarios read against it, for the same reason.
+      if (argon2 === undefined && ARGON2_BOUND.includes(scenario)) argon2 = await argon2Rates(config, cpus, options, tmp)
+      const rows = await onService(scenario)
+      describe(rows)
+      serviceRows.push(...rows)
+      if (!ceilingScenarios.includes(scenario)) continue
+      for (const ceiling of ceilings) {
+        const rows = await onCeiling(ceiling, scenario as LoadName)
+        describe(rows)
+        ceilingRows.push(...rows)
+      }
+    }
+    argon2 ??= await argon2Rates(config, cpus, options, tmp)
+    const { rows: argon2Rows, reference } = argon2
+    for (const { child } of ceilings) await child.stop()
+
+    const serverPeakRssMiB = (await server.memory())?.hwmMiB
+    await server.stop()
+
+    const rows = [...serviceRows, ...ceilingRows, ...argon2Rows]
+    addRatios(rows, reference)
+    const finishedAt = new Date()
+    const title = [
+      `auth-service bench, ${startedAt.toISOString()}`,
+      database.kind,
+      options.smoke ? 'SMOKE (not a measurement)' : `${options.duration} s per scenario`,
+      cpus.pinned ? `server on CPU ${cpus.server}, load on CPU ${cpus.load}` : 'unpinned',
+      `LOG_LEVEL=${config.logLevel}`,
+      `argon2id m=${config.argon2.memoryCost} t=${config.argon2.timeCost} p=${config.argon2.parallelism}`,
+      `Node ${process.version}`,
+      `${machineCpus} CPUs`
+    ].join(', ')
+
+    const resultsDir = fileURLToPath(new URL('bench/results/', ROOT))
+    mkdirSync(resultsDir, { recursive: true })
+    const resultsFile = join(resultsDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
+    const failed = rows.filter(r => r.failed)
+    writeFileSync(resultsFile, JSON.stringify({
+      title,
+      startedAt,
+      finishedAt,
+      options: { ...options, mysqlUrl: options.mysqlUrl === undefined ? undefined : database.label },
+      machine: { cpus: machineCpus, cpuModel: cpuInfo()[0]?.model, node: process.version, platform: process.platform },
+      pinning: cpus,
+      service: {
+        database: database.kind,
+        logLevel: config.logLevel,
+        argon2: config.argon2,
+        rssAtStartMiB,
+        rssAfterSeedingMiB,
+        peakRssMiB: serverPeakRssMiB
+      },
+      argon2Reference: reference,
+      passed: failed.length === 0,
+      rows
+    }, null, 2) + '\n')
+
+    console.log(`### ${title}\n\n${markdownTable(rows)}\n`)
+    const mib = (value: number | undefined) => value === undefined ? 'unknown' : `${value.toFixed(1)} MiB`
+    console.log([
+      `Server RSS: ${mib(rssAtStartMiB)} once listening, ${mib(rssAfterSeedingMiB)} after seeding, peak over the whole bench (VmHWM) ${mib(serverPeakRssMiB)}.`,
+      'loop p99: event-loop delay beyond the probe\'s 10 ms timer.',
+      `Results: ${relative(process.cwd(), resultsFile)}`
+    ].join(' '))
+    if (failed.length > 0) {
+      log(`${failed.length} row(s) failed their check: ${failed.map(r => `${r.scenario} (${r.target})`).join(', ')}`)
+      return 1
+    }
+    return 0
+  } finally {
+    await cleanup.run()
+  }
+}
+
+process.exitCode = await main()

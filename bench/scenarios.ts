@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto'
+import autocannon from 'autocannon'
+import { FORM, JSON_BODY, passwordGrantBody, refreshGrantBody, type Credentials } from './client.js'
+
+/** What every response of a scenario must be, so that a fast wrong answer cannot pass. */
+export interface Expectation {
+  status: number
+  /** A cheap look at the body: right shape, right answer (logged_in true or false...). */
+  body: (body: string) => boolean
+}
+
+export interface Load {
+  options: autocannon.Options
+  expect: Expectation
+}
+
+export interface Fixture {
+  baseUrl: string
+  users: Credentials[]
+  /** Valid access tokens, spread over the connections. */
+  accessTokens: string[]
+  /** A well-formed token with a wrong signature. */
+  badToken: string
+  /** Refresh tokens, each the head of its own family; a connection takes one and then rotates it. */
+  refreshTokens: string[]
+  /** Prefix of the fresh emails `signup` creates. */
+  signupPrefix: string
+  signupPassword: string
+}
+
+export type LoadName = 'status_out' | 'status_in' | 'me' | 'me_bad' | 'token' | 'signup' | 'refresh'
+
+const isUser = (body: string) => body.startsWith('{"id":') && body.includes('"email":"')
+
+/** A fresh load (its per-connection counters start again) for one autocannon run. */
+export function buildLoad (name: LoadName, fixture: Fixture, connections: number, duration: number): Load {
+  const base = { url: fixture.baseUrl, connections, duration, timeout: 10 }
+  // setupClient runs once per connection, in order: it hands each connection its own request.
+  let connection = 0
+  const perConnection = (requests: (index: number) => autocannon.Request[]) =>
+    (client: autocannon.Client) => client.setRequests(requests(connection++))
+  const bearer = (index: number) => ({ authorization: `Bearer ${fixture.accessTokens[index % fixture.accessTokens.length]}` })
+
+  switch (name) {
+    case 'status_out':
+      return {
+        options: { ...base, url: `${fixture.baseUrl}/auth/status` },
+        expect: { status: 200, body: body => body === '{"logged_in":false}' }
+      }
+    case 'status_in':
+      return {
+        options: { ...base, setupClient: perConnection(i => [{ method: 'GET', path: '/auth/status', headers: bearer(i) }]) },
+        expect: { status: 200, body: body => body === '{"logged_in":true}' }
+      }
+    case 'me':
+      return {
+        options: { ...base, setupClient: perConnection(i => [{ method: 'GET', path: '/users/me', headers: bearer(i) }]) },
+        expect: { status: 200, body: isUser }
+      }
+    case 'me_bad':
+      return {
+        options: { ...base, url: `${fixture.baseUrl}/users/me`, headers: { authorization: `Bearer ${fixture.badToken}` } },
+        expect: { status: 401, body: body => body.includes('"status":401') }
+      }
+    case 'token':
+      return {
+        options: {
+          ...base,
+          setupClient: perConnection(i => [{
+            method: 'POST', path: '/token', headers: FORM, body: passwordGrantBody(fixture.users[i % fixture.users.length]!)
+          }])
+        },
+        expect: { status: 200, body: body => body.includes('"access_token":"') }
+      }
+    case 'signup': {
+      // Unique per load, so a warm-up and the measured run never collide on an email.
+      const prefix = `${fixture.signupPrefix}-${randomBytes(4).toString('hex')}`
+      let next = 0
+      return {
+        options: {
+          ...base,
+          requests: [{
+            method: 'POST',
+            path: '/users',
+            headers: JSON_BODY,
+            setupRequest: request => ({
+              ...request,
+              body: JSON.stringify({ email: `${prefix}-${next++}@example.com`, password: fixture.signupPassword })
+            })
+          }]
+        },
+        expect: { status: 201, body: isUser }
+      }
+    }
+    case 'refresh':
+      return {
+        options: { ...base, setupClient: perConnection(() => rotatingRefresh(fixture.refreshTokens)) },
+        expect: { status: 200, body: body => body.includes('"refresh_token":"') }
+      }
+  }
+}
+
+/**
+ * One connection's refresh chain: each request presents the token the previous response
+ * returned (rotation), so no token is ever presented twice. A connection whose chain broke
+ * (an error, a timeout) starts a new one from the pool rather than replaying a retired token;
+ * with the pool empty it sends a token the server cannot know, and the check counts the 400.
+ */
+function rotatingRefresh (pool: string[]): autocannon.Request[] {
+  let current: string | undefined
+  return [{
+    method: 'POST',
+    path: '/token',
+    headers: FORM,
+    setupRequest (request) {
+      const token = current ?? pool.shift() ?? 'bench-refresh-pool-exhausted'
+      current = undefined
+      return { ...request, body: refreshGrantBody(token) }
+    },
+    onResponse (status, body) {
+      if (status !== 200) return
+      const next = (JSON.parse(body) as { refresh_token?: unknown }).refresh_token
+      current = typeof next === 'string' ? next : undefined
+    }
+  }]
+}
