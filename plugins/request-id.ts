@@ -15,6 +15,18 @@ async function requestIdPlugin (fastify: FastifyInstance) {
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+
+  if (fastify.config.logLevel === 'debug' || fastify.config.logLevel === 'trace') {
+    fastify.addHook('onResponse', async (request, reply) => {
+      request.log.debug({
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        address: request.ip,
+        responseTime: reply.elapsedTime
+      }, 'request completed')
+    })
+  }
 }
 
-export default fp(requestIdPlugin, { name: 'request-id' })
+export default fp(requestIdPlugin, { name: 'request-id', dependencies: ['config'] })

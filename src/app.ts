@@ -40,6 +40,9 @@ export function serverOptions (config: Config): FastifyServerOptions {
           }
         },
     genReqId: requestId,
+    // One access-log line per request is written at debug (plugins/request-id.ts): at info a
+    // busy instance would spend a good part of its time logging routine 200s.
+    disableRequestLogging: true,
     requestIdHeader: false,
     bodyLimit: 16 * 1024,
     // A slow client cannot pin a socket: the whole request must arrive within 15 s, and idle
