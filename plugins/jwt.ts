@@ -52,7 +52,7 @@ function verificationKeys (jwt: Config['jwt']): VerificationKey[] {
   const keys = [current, ...jwt.previousPublicKeys.map(pem => createPublicKey(pem))].map(key => {
     const algorithm = key === current ? jwt.algorithm : algorithmOf(key)!
     const jwk = publicJwk(key, algorithm)
-    const pem = createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString()
+    const pem = (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'pem' }).toString()
     return { kid: jwk.kid, algorithm, key: pem, jwk }
   })
   // A retired key listed twice, or the current key listed as retired, is one key.
