@@ -31,3 +31,5 @@ export function oauthErrorCode (err: FastifyError): string {
 
 export const UnsupportedMediaType = createError<'HTTP_UNSUPPORTED_MEDIA_TYPE', 415, [mediaType: string]>(
   'HTTP_UNSUPPORTED_MEDIA_TYPE', 'The request body must be %s', 415)
+
+export const NoPublicKeys = createError('JWKS_NOT_AVAILABLE', 'Access tokens are signed with HS256, a shared secret: there is no public key to publish', 404)

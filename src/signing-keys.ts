@@ -25,7 +25,7 @@ export function algorithmOf (key: KeyObject): AsymmetricAlgorithm | undefined {
 
 /** A public key as a JWKS member (RFC 7517 §4). */
 export interface PublicJwk {
-  kty: string
+  kty: 'OKP' | 'EC' | 'RSA'
   crv?: string
   x?: string
   y?: string
@@ -54,7 +54,7 @@ export function thumbprint (jwk: JsonWebKey): string {
 export function publicJwk (key: KeyObject, alg: AsymmetricAlgorithm): PublicJwk {
   const publicKey = key.type === 'private' ? createPublicKey(key) : key
   const { kty, crv, x, y, n, e } = publicKey.export({ format: 'jwk' })
-  const jwk = { kty: kty!, crv, x, y, n, e }
+  const jwk = { kty: kty as PublicJwk['kty'], crv, x, y, n, e }
   for (const name of ['crv', 'x', 'y', 'n', 'e'] as const) {
     if (jwk[name] === undefined) delete jwk[name]
   }
