@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import { NoPublicKeys } from '../src/errors.js'
 import { json, problem } from '../src/schemas/components.js'
 import type { AuthorizationServerMetadata } from '../src/schemas/discovery.js'
-import { Type } from '@sinclair/typebox'
 
 /** Long enough to spare the service, short enough that verifiers see a rotation soon. */
 const JWKS_MAX_AGE = 300
