@@ -185,13 +185,16 @@ async function main (): Promise<number> {
 
     const port = await freePort()
     const baseUrl = `http://127.0.0.1:${port}`
+    // HS256: ceiling (b) verifies the service's tokens with the same secret.
+    const secret = randomBytes(48).toString('base64url')
     const serverEnv: NodeJS.ProcessEnv = {
       ...process.env,
       NODE_ENV: process.env.NODE_ENV || 'production',
       HOST: '127.0.0.1',
       PORT: String(port),
       DATABASE_URL: database.url,
-      JWT_SECRET: randomBytes(48).toString('base64url'),
+      JWT_ALGORITHM: 'HS256',
+      JWT_SECRET: secret,
       BENCH_LOOP_PROBE: '1'
     }
     delete serverEnv.PUBLIC_URL
@@ -225,7 +228,7 @@ async function main (): Promise<number> {
           ...process.env,
           CEILING: kind,
           PORT: String(ceilingPort),
-          JWT_SECRET: config.jwt.secret,
+          JWT_SECRET: secret,
           JWT_ISSUER: config.jwt.issuer,
           JWT_AUDIENCE: config.jwt.audience,
           JWT_CLOCK_SKEW: String(config.jwt.clockSkew),

@@ -38,9 +38,9 @@ async function authenticatePlugin (fastify: FastifyInstance) {
 
   async function currentUser (request: FastifyRequest): Promise<UserRecord> {
     const token = bearerToken(request)
-    let claims
+    let claims: AccessTokenClaims
     try {
-      claims = fastify.jwt.verify<AccessTokenClaims>(token)
+      claims = fastify.accessTokens.verify(token)
     } catch (err) {
       throw new InvalidToken(TOKEN_MESSAGES[(err as { code?: string }).code ?? ''] ?? 'The access token is invalid')
     }

@@ -1,15 +1,28 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ServiceUnavailable } from '../src/errors.js'
-import { Problem } from '../src/schemas/problems.js'
-import { Health } from '../src/schemas/status.js'
+import { commonProblems, json, problem, RETRY_AFTER } from '../src/schemas/components.js'
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/health', {
-    schema: { response: { 200: Health } }
+    schema: {
+      operationId: 'getHealth',
+      tags: ['operations'],
+      summary: 'Liveness: the process is up',
+      response: { 200: json('Health', 'The process answers.'), 429: commonProblems[429] }
+    }
   }, async () => ({ status: 'ok' as const }))
 
   fastify.get('/ready', {
-    schema: { response: { 200: Health, 503: Problem } }
+    schema: {
+      operationId: 'getReadiness',
+      tags: ['operations'],
+      summary: 'Readiness: the database answers and is migrated',
+      response: {
+        200: json('Health', 'Ready to serve.'),
+        429: commonProblems[429],
+        503: problem('The database does not answer, or migrations are pending.', RETRY_AFTER)
+      }
+    }
   }, async (request) => {
     try {
       await fastify.store.ping()

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { acceptOnly } from '../plugins/formbody.js'
 import { InvalidRequest } from '../src/errors.js'
+import { commonOAuthErrors, oauthError, ref } from '../src/schemas/components.js'
 import { NoContent } from '../src/schemas/problems.js'
-import { OAuthError, RevocationRequest } from '../src/schemas/tokens.js'
 import { param } from './token.js'
 
 /**
@@ -15,12 +15,18 @@ const revoke: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: acceptOnly('application/x-www-form-urlencoded'),
     config: { oauth: true },
     schema: {
-      body: RevocationRequest,
+      operationId: 'revokeToken',
+      tags: ['oauth'],
+      summary: 'Revoke a refresh token (RFC 7009)',
+      description: 'A refresh token is revoked with its whole family. Any other token — an access token, an unknown or malformed one — gets the same empty `200`, as RFC 7009 §2.2 asks; access tokens end with `POST /logout` or when they expire. `token_type_hint` is accepted and not needed.',
+      consumes: ['application/x-www-form-urlencoded'],
+      body: ref('RevocationRequest'),
       response: {
-        200: NoContent('Revoked, or not a token this service knows: the answer is the same (RFC 7009 §2.2).'),
-        400: OAuthError,
-        413: OAuthError,
-        415: OAuthError
+        200: NoContent('Revoked, or not a token this service knows: the answer is the same, with an empty body.'),
+        400: oauthError('`invalid_request`: the `token` parameter is missing or empty.'),
+        413: oauthError('`invalid_request`: the body is larger than 16 KiB.'),
+        415: oauthError('`invalid_request`: the body is not a form (application/x-www-form-urlencoded).'),
+        ...commonOAuthErrors
       }
     }
   }, async (request, reply) => {

@@ -1,11 +1,20 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { AuthStatus } from '../src/schemas/status.js'
+import { OPTIONAL_AUTH, commonProblems, json, unavailableProblem } from '../src/schemas/components.js'
 
 const status: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/auth/status', {
     preHandler: fastify.authenticateOptional,
     schema: {
-      response: { 200: AuthStatus }
+      operationId: 'getAuthStatus',
+      tags: ['auth'],
+      summary: 'Whether the caller is logged in',
+      description: 'Soft authentication: the token is optional, and a missing, invalid or expired one answers `{"logged_in": false}`, never `401`. `true` exactly when `GET /users/me` would answer `200`.',
+      security: OPTIONAL_AUTH,
+      response: {
+        200: json('AuthStatus', 'Logged in or not.'),
+        ...commonProblems,
+        ...unavailableProblem
+      }
     }
   }, async (request) => ({ logged_in: request.user !== null }))
 }

@@ -3,7 +3,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
 import type { IssuedTokens } from '../plugins/sessions.js'
 import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
-import { OAuthError, TokenRequest, TokenResponse } from '../src/schemas/tokens.js'
+import { Type } from '@sinclair/typebox'
+import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
+import type { TokenRequest } from '../src/schemas/tokens.js'
 import { normaliseEmail } from './users.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
@@ -52,8 +54,22 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: acceptOnly('application/x-www-form-urlencoded'),
     config: { oauth: true },
     schema: {
-      body: TokenRequest,
-      response: { 200: TokenResponse, 400: OAuthError, 413: OAuthError, 415: OAuthError, 429: OAuthError, 503: OAuthError }
+      operationId: 'issueToken',
+      tags: ['oauth'],
+      summary: 'Log in or refresh: exchange credentials or a refresh token for tokens (OAuth 2.0)',
+      description: 'The password grant (RFC 6749 §4.3): `grant_type=password`, the account email as `username`, and the `password`. The refresh grant (§6): `grant_type=refresh_token` and the `refresh_token`; each refresh token works once and the answer carries its successor, and a retired one presented again revokes its whole family. An empty parameter counts as a missing one. Errors are RFC 6749 §5.2 bodies, never problem details.',
+      consumes: ['application/x-www-form-urlencoded'],
+      body: ref('TokenRequest'),
+      response: {
+        200: json('TokenResponse', 'The access token, to send as `Authorization: Bearer <access_token>`.', {
+          'Cache-Control': Type.String({ description: 'no-store' }),
+          Pragma: Type.String({ description: 'no-cache' })
+        }),
+        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token).'),
+        413: oauthError('`invalid_request`: the body is larger than 16 KiB.'),
+        415: oauthError('`invalid_request`: the body is not a form (application/x-www-form-urlencoded).'),
+        ...commonOAuthErrors
+      }
     }
   }, async (request, reply) => {
     const params = request.body

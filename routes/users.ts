@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import { Type } from '@sinclair/typebox'
 import { acceptOnly } from '../plugins/formbody.js'
 import { InvalidField } from '../src/errors.js'
-import { Problem } from '../src/schemas/problems.js'
-import { CreateUserBody, User } from '../src/schemas/users.js'
+import { authenticationProblems, commonProblems, json, problem, ref, STRICT_AUTH, unavailableProblem } from '../src/schemas/components.js'
+import type { User } from '../src/schemas/users.js'
 import type { UserRecord } from '../src/store/store.js'
 
 export function normaliseEmail (email: string): string {
@@ -27,8 +28,20 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     onRequest: acceptOnly('application/json'),
     preValidation: normaliseCredentials,
     schema: {
-      body: CreateUserBody,
-      response: { 201: User, 400: Problem, 409: Problem, 413: Problem, 415: Problem }
+      operationId: 'createUser',
+      tags: ['users'],
+      summary: 'Create an account',
+      description: 'The email is trimmed and lower-cased; the password must be 8 to 128 characters (after NFC normalisation) and not a common one. Then log in at `POST /token`.',
+      body: ref('CreateUserBody'),
+      response: {
+        201: json('User', 'The account was created.', { Location: Type.String({ description: '/users/me' }) }),
+        400: problem('The email or the password is not acceptable; `errors` says which and why.'),
+        409: problem('An account with this email already exists.'),
+        413: problem('The body is larger than 16 KiB.'),
+        415: problem('The body is not JSON.'),
+        ...commonProblems,
+        ...unavailableProblem
+      }
     }
   }, async (request, reply) => {
     const { email, password } = request.body
@@ -42,7 +55,17 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/users/me', {
     preHandler: fastify.authenticate,
     schema: {
-      response: { 200: User, 400: Problem, 401: Problem }
+      operationId: 'getCurrentUser',
+      tags: ['users'],
+      summary: 'The logged-in user',
+      description: 'Needs a valid access token (strict authentication).',
+      security: STRICT_AUTH,
+      response: {
+        200: json('User', 'The user the access token was issued to.'),
+        ...authenticationProblems,
+        ...commonProblems,
+        ...unavailableProblem
+      }
     }
   }, async (request) => userJson(request.user!))
 }

@@ -13,12 +13,16 @@ import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
 import problemsPlugin from '../plugins/problems.js'
 import requestIdPlugin, { requestId } from '../plugins/request-id.js'
+import schemasPlugin from '../plugins/schemas.js'
+import swaggerPlugin from '../plugins/swagger.js'
 import usersRoutes from '../routes/users.js'
 import tokenRoutes from '../routes/token.js'
 import revokeRoutes from '../routes/revoke.js'
 import logoutRoutes from '../routes/logout.js'
 import statusRoutes from '../routes/status.js'
 import healthRoutes from '../routes/health.js'
+import wellKnownRoutes from '../routes/well-known.js'
+import openapiRoutes from '../routes/openapi.js'
 import type { Config } from './config.js'
 
 export interface AppOptions {
@@ -70,6 +74,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(authenticatePlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(loginLimitsPlugin)
+  await fastify.register(schemasPlugin)
+  // Before every route: @fastify/swagger documents the routes registered after it.
+  await fastify.register(swaggerPlugin)
 
   await fastify.register(usersRoutes)
   await fastify.register(tokenRoutes)
@@ -77,6 +84,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(logoutRoutes)
   await fastify.register(statusRoutes)
   await fastify.register(healthRoutes)
+  await fastify.register(wellKnownRoutes)
+  await fastify.register(openapiRoutes)
 }
 
 export default fp(app, { name: 'app' })

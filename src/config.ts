@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto'
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
+import { algorithmOf, KEY_KINDS, type AsymmetricAlgorithm } from './signing-keys.js'
 
 const EnvSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
@@ -11,7 +12,9 @@ const EnvSchema = Type.Object({
   DATABASE_URL: Type.String({ pattern: '^(sqlite:.+|mysql://.+)$', default: 'sqlite:./data/auth.db' }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   JWT_SECRET: Type.Optional(Type.String()),
-  JWT_ALGORITHM: Type.Literal('HS256', { default: 'HS256' }),
+  JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('RS256')], { default: 'HS256' }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String()),
+  JWT_PREVIOUS_PUBLIC_KEYS: Type.Optional(Type.String()),
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^/]+' })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
@@ -39,6 +42,20 @@ export type Database =
   | { kind: 'sqlite', path: string }
   | { kind: 'mysql', url: string }
 
+/**
+ * How access tokens are signed: with a shared secret (HS256), or with a private key whose
+ * public half, and those of retired keys still accepted, are published as a JWKS.
+ */
+export type SigningKeys =
+  | { algorithm: 'HS256', secret: string }
+  | {
+    algorithm: AsymmetricAlgorithm
+    /** PEM (PKCS #8) */
+    privateKey: string
+    /** PEM (SPKI) public keys of retired signing keys, verified until they are removed. */
+    previousPublicKeys: string[]
+  }
+
 export interface Config {
   env: Env['NODE_ENV']
   host: string
@@ -46,9 +63,7 @@ export interface Config {
   publicUrl: string
   database: Database
   redisUrl?: string
-  jwt: {
-    algorithm: 'HS256'
-    secret: string
+  jwt: SigningKeys & {
     issuer: string
     audience: string
     clockSkew: number
@@ -90,8 +105,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     database,
     redisUrl: env.REDIS_URL,
     jwt: {
-      algorithm: env.JWT_ALGORITHM,
-      secret: resolveSecret(env, database),
+      ...resolveSigningKeys(env, database),
       issuer: env.JWT_ISSUER ?? publicUrl,
       audience: env.JWT_AUDIENCE ?? publicUrl,
       clockSkew: env.JWT_CLOCK_SKEW,
@@ -139,6 +153,76 @@ function parseDatabaseUrl (url: string): Database {
     throw new ConfigError('Invalid configuration: DATABASE_URL must look like mysql://user:pass@host:3306/database')
   }
   return { kind: 'mysql', url }
+}
+
+function resolveSigningKeys (env: Env, database: Database): SigningKeys {
+  const algorithm = env.JWT_ALGORITHM
+  if (algorithm === 'HS256') {
+    for (const name of ['JWT_PRIVATE_KEY', 'JWT_PREVIOUS_PUBLIC_KEYS'] as const) {
+      if (env[name] !== undefined) throw new ConfigError(`Invalid configuration: ${name} is only used with JWT_ALGORITHM=EdDSA, ES256 or RS256`)
+    }
+    return { algorithm, secret: resolveSecret(env, database) }
+  }
+
+  if (env.JWT_PRIVATE_KEY === undefined) {
+    throw new ConfigError(`Invalid configuration: JWT_ALGORITHM=${algorithm} needs JWT_PRIVATE_KEY, a PEM private key or the path of a PEM file (try: npm run keys -- ${algorithm})`)
+  }
+  const pems = readPems(env.JWT_PRIVATE_KEY, 'JWT_PRIVATE_KEY', 'PRIVATE KEY')
+  if (pems.length !== 1) throw new ConfigError('Invalid configuration: JWT_PRIVATE_KEY must hold exactly one PEM private key')
+  let key
+  try {
+    key = createPrivateKey(pems[0]!)
+  } catch {
+    throw new ConfigError('Invalid configuration: JWT_PRIVATE_KEY is not an unencrypted PEM private key')
+  }
+  if (algorithmOf(key) !== algorithm) {
+    throw new ConfigError(`Invalid configuration: JWT_PRIVATE_KEY must be ${KEY_KINDS[algorithm]} for JWT_ALGORITHM=${algorithm}`)
+  }
+
+  const previous = env.JWT_PREVIOUS_PUBLIC_KEYS === undefined ? [] : readPems(env.JWT_PREVIOUS_PUBLIC_KEYS, 'JWT_PREVIOUS_PUBLIC_KEYS', 'PUBLIC KEY')
+  const previousPublicKeys = previous.map(pem => {
+    let publicKey
+    try {
+      publicKey = createPublicKey(pem)
+    } catch {
+      throw new ConfigError('Invalid configuration: JWT_PREVIOUS_PUBLIC_KEYS holds something that is not a PEM public key')
+    }
+    if (algorithmOf(publicKey) === undefined) {
+      throw new ConfigError('Invalid configuration: JWT_PREVIOUS_PUBLIC_KEYS accepts Ed25519, EC P-256 and RSA (2048 bits or more) public keys only')
+    }
+    return publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  })
+
+  return { algorithm, privateKey: key.export({ type: 'pkcs8', format: 'pem' }).toString(), previousPublicKeys }
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g
+
+/**
+ * The PEM blocks of one kind (labels ending in `PRIVATE KEY` or `PUBLIC KEY`) in a variable that
+ * holds either PEM text (several blocks may follow one another, text around them is ignored, and
+ * `\n` escapes stand for newlines, as env files often write them) or the paths of PEM files,
+ * separated by commas or newlines. So the file `npm run keys` writes serves as JWT_PRIVATE_KEY
+ * and, once retired, in JWT_PREVIOUS_PUBLIC_KEYS.
+ */
+function readPems (value: string, name: string, kind: 'PRIVATE KEY' | 'PUBLIC KEY'): string[] {
+  let texts: string[]
+  if (value.includes('-----BEGIN')) {
+    texts = [value.includes('\n') ? value : value.replaceAll('\\n', '\n')]
+  } else {
+    texts = value.split(/[,\n]/).map(p => p.trim()).filter(Boolean).map(path => {
+      try {
+        return readFileSync(path, 'utf8')
+      } catch {
+        throw new ConfigError(`Invalid configuration: ${name} names ${path}, which is neither PEM text nor a readable file`)
+      }
+    })
+  }
+  const pems = texts.flatMap(text => [...text.matchAll(PEM_BLOCK)])
+    .filter(([, label]) => label!.endsWith(kind))
+    .map(([pem]) => pem)
+  if (pems.length === 0) throw new ConfigError(`Invalid configuration: ${name} holds no PEM ${kind.toLowerCase()}`)
+  return pems
 }
 
 function resolveSecret (env: Env, database: Database): string {

@@ -53,3 +53,5 @@ export function isDatabaseUnavailable (err: { code?: string, fatal?: boolean }):
 
 export const RateLimited = createError<'HTTP_TOO_MANY_REQUESTS', 429, [after: string]>(
   'HTTP_TOO_MANY_REQUESTS', 'Too many requests; retry after %s', 429, Error, false)
+
+export const NoPublicKeys = createError('JWKS_NOT_AVAILABLE', 'Access tokens are signed with HS256, a shared secret: there is no public key to publish', 404, Error, false)

@@ -2,9 +2,14 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { loadConfig } from '../src/config.js'
+import { loadConfig, type Config } from '../src/config.js'
 
 const SECRET = 'a-secret-that-is-long-enough-for-hs256-0123456789'
+
+function secretOf (config: Config): string {
+  if (config.jwt.algorithm !== 'HS256') throw new Error(`expected HS256, got ${config.jwt.algorithm}`)
+  return config.jwt.secret
+}
 
 t.test('defaults suit a first run on a laptop', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'auth-config-'))
@@ -35,9 +40,9 @@ t.test('with SQLite and no secret, one is generated once and kept with mode 0600
   const dir = mkdtempSync(join(tmpdir(), 'auth-config-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const env = { DATABASE_URL: `sqlite:${join(dir, 'db', 'auth.db')}` }
-  const first = loadConfig(env).jwt.secret
+  const first = secretOf(loadConfig(env))
   t.ok(Buffer.byteLength(first) >= 32)
-  t.equal(loadConfig(env).jwt.secret, first, 'the same secret after a restart')
+  t.equal(secretOf(loadConfig(env)), first, 'the same secret after a restart')
   const file = join(dir, 'db', 'jwt-secret')
   t.equal(readFileSync(file, 'utf8'), first)
   t.equal(statSync(file).mode & 0o777, 0o600)
@@ -89,5 +94,5 @@ t.test('a bad setting is refused with a message naming the variable', async t =>
 t.test('MySQL with a strong secret is accepted', async t => {
   const config = loadConfig({ DATABASE_URL: 'mysql://u:p@db:3306/auth', JWT_SECRET: SECRET })
   t.same(config.database, { kind: 'mysql', url: 'mysql://u:p@db:3306/auth' })
-  t.equal(config.jwt.secret, SECRET)
+  t.equal(secretOf(config), SECRET)
 })
