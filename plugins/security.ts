@@ -8,7 +8,16 @@ async function securityPlugin (fastify: FastifyInstance) {
   await fastify.register(fastifyHelmet, {
     // The API serves JSON only: nothing may load, frame or run from its responses.
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    crossOriginResourcePolicy: { policy: 'same-origin' }
+    crossOriginResourcePolicy: { policy: 'same-origin' },
+    // Headers that only govern HTML documents or retired browsers: not worth bytes on every
+    // JSON response (frame-ancestors above already forbids framing).
+    crossOriginOpenerPolicy: false,
+    originAgentCluster: false,
+    xDnsPrefetchControl: false,
+    xDownloadOptions: false,
+    xFrameOptions: false,
+    xPermittedCrossDomainPolicies: false,
+    xXssProtection: false
   })
 
   const { corsOrigins } = fastify.config

@@ -8,7 +8,8 @@ t.test('security headers on every response', async t => {
     t.equal(res.headers['x-content-type-options'], 'nosniff', url)
     t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'", url)
     t.match(res.headers['strict-transport-security'], /max-age=/, url)
-    t.equal(res.headers['x-frame-options'], 'SAMEORIGIN', url)
+    t.equal(res.headers['referrer-policy'], 'no-referrer', url)
+    t.equal(res.headers['cross-origin-resource-policy'], 'same-origin', url)
   }
 })
 
