@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isDatabaseUnavailable, isOAuthError, oauthErrorCode, ServiceUnavailable } from '../src/errors.js'
@@ -138,6 +140,28 @@ function oauthValidationMessage (error: FastifyError, body: unknown): string {
   const name = first.instancePath.replace(/^\//, '')
   if (name !== '' && Array.isArray((body as Record<string, unknown>)?.[name])) return `The ${name} parameter is repeated`
   return name === '' ? 'The request body must be a form' : `The ${name} parameter is not valid`
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses before Fastify sees them
+ * (a NUL or a bare CR in a header, a bad Content-Length, headers over 16 KiB, a request that
+ * times out) get a problem and a request id like every other answer, not Fastify's bare JSON.
+ */
+export function clientErrorHandler (this: FastifyInstance, err: Error & { code?: string }, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+  const title = STATUS_CODES[status]!
+  const detail = status === 408
+    ? 'The request did not arrive in time'
+    : status === 431 ? 'The request headers are larger than 16 KiB' : 'The request is not valid HTTP'
+  this.log.debug({ code: err.code }, 'client error')
+  // Only when nothing of another answer went out on this connection yet (Node's own rule).
+  if (socket.writable && socket.bytesWritten === 0) {
+    const body = JSON.stringify({ type: 'about:blank', title, status, detail } satisfies Problem)
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }
 
 export default fp(problemsPlugin, { name: 'problems' })
