@@ -21,7 +21,9 @@ const DETAILS: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'The request body has a content type this endpoint does not accept',
   FST_ERR_CTP_INVALID_JSON_BODY: 'The request body is not valid JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'The request body is empty',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The Content-Length header does not match the body'
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The Content-Length header does not match the body',
+  FST_ERR_BAD_URL: 'The request URL is not valid',
+  FST_ERR_MAX_PARAM_LENGTH: 'The request URL is too long'
 }
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
@@ -140,6 +142,17 @@ function oauthValidationMessage (error: FastifyError, body: unknown): string {
   const name = first.instancePath.replace(/^\//, '')
   if (name !== '' && Array.isArray((body as Record<string, unknown>)?.[name])) return `The ${name} parameter is repeated`
   return name === '' ? 'The request body must be a form' : `The ${name} parameter is not valid`
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors met before routing, such as a path that does not
+ * percent-decode (`/%zz`), which the error handler and the onRequest hooks never see.
+ */
+export function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = statusOf(error)
+  request.log.debug({ code: error.code }, 'request refused before routing')
+  const problem: Problem = { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: detailOf(error, status) }
+  reply.code(status).header('x-request-id', request.id).type('application/problem+json; charset=utf-8').send(problem)
 }
 
 /**

@@ -11,7 +11,7 @@ import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
-import problemsPlugin, { clientErrorHandler } from '../plugins/problems.js'
+import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
 import requestIdPlugin, { requestId } from '../plugins/request-id.js'
 import usersRoutes from '../routes/users.js'
 import tokenRoutes from '../routes/token.js'
@@ -41,6 +41,7 @@ export function serverOptions (config: Config): FastifyServerOptions {
         },
     genReqId: requestId,
     clientErrorHandler,
+    frameworkErrors,
     requestIdHeader: false,
     bodyLimit: 16 * 1024,
     // A slow client cannot pin a socket: the whole request must arrive within 15 s, and idle
