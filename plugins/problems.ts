@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isDatabaseUnavailable, isOAuthError, oauthErrorCode, ServiceUnavailable } from '../src/errors.js'
+import { isDatabaseUnavailable, isOAuthError, MissingHost, oauthErrorCode, ServiceUnavailable } from '../src/errors.js'
 import type { Problem } from '../src/schemas/problems.js'
 
 declare module 'fastify' {
@@ -39,6 +39,13 @@ async function problemsPlugin (fastify: FastifyInstance) {
     const methods = allowed.get(url) ?? new Set()
     for (const m of [method].flat()) methods.add(m)
     allowed.set(url, methods)
+  })
+
+  // Node answers this itself, with no body and no request id; serverOptions turns its check
+  // off so the service can make the same refusal a problem.
+  // @see https://www.rfc-editor.org/rfc/rfc9112#section-3.2
+  fastify.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new MissingHost()
   })
 
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {

@@ -1,4 +1,5 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin from '../plugins/config.js'
@@ -28,7 +29,7 @@ export interface AppOptions {
 }
 
 /** The Fastify server options, shared by the server and the tests. */
-export function serverOptions (config: Config): FastifyServerOptions {
+export function serverOptions (config: Config): FastifyHttpOptions<Server> {
   return {
     logger: config.logLevel === 'silent'
       ? false
@@ -49,6 +50,8 @@ export function serverOptions (config: Config): FastifyServerOptions {
     requestTimeout: 15_000,
     keepAliveTimeout: 10_000,
     trustProxy: config.trustProxy ?? false,
+    // A request without Host is refused by plugins/problems.ts, as a problem.
+    http: { requireHostHeader: false },
     ajv: {
       // Unknown properties are refused rather than silently dropped, and nothing is coerced.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true }
