@@ -14,6 +14,7 @@ import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
 import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
 import requestIdPlugin, { requestId } from '../plugins/request-id.js'
+import drainPlugin from '../plugins/drain.js'
 import usersRoutes from '../routes/users.js'
 import tokenRoutes from '../routes/token.js'
 import revokeRoutes from '../routes/revoke.js'
@@ -63,6 +64,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(configPlugin, opts)
   await fastify.register(requestIdPlugin)
   await fastify.register(problemsPlugin)
+  await fastify.register(drainPlugin)
   await fastify.register(securityPlugin)
   await fastify.register(rateLimitPlugin)
   await fastify.register(formbodyPlugin)
