@@ -50,6 +50,8 @@ export function serverOptions (config: Config): FastifyHttpOptions<Server> {
     // keep-alive sockets close after 10 s (Node caps headers at 16 KiB).
     requestTimeout: 15_000,
     keepAliveTimeout: 10_000,
+    // plugins/drain.ts answers requests that arrive while closing, as problems.
+    return503OnClosing: false,
     trustProxy: config.trustProxy ?? false,
     // A request without Host is refused by plugins/problems.ts, as a problem.
     http: { requireHostHeader: false },
