@@ -1,4 +1,5 @@
 import type { Server } from 'node:http'
+import type { Writable } from 'node:stream'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -27,15 +28,18 @@ export interface AppOptions {
   config: Config
   /** The clock, in milliseconds; tests inject one. */
   now?: () => number
+  /** Where the log lines go (stdout by default); tests read them back. */
+  logStream?: Writable
 }
 
 /** The Fastify server options, shared by the server and the tests. */
-export function serverOptions (config: Config): FastifyHttpOptions<Server> {
+export function serverOptions (config: Config, logStream?: Writable): FastifyHttpOptions<Server> {
   return {
     logger: config.logLevel === 'silent'
       ? false
       : {
           level: config.logLevel,
+          ...(logStream === undefined ? {} : { stream: logStream }),
           redact: {
             paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.access_token', '*.refresh_token', '*.token'],
             censor: '[redacted]'
@@ -89,7 +93,7 @@ export default fp(app, { name: 'app' })
 
 /** Builds the whole service the same way for the server and for the tests. */
 export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
-  const fastify = Fastify(serverOptions(opts.config)).withTypeProvider<TypeBoxTypeProvider>()
+  const fastify = Fastify(serverOptions(opts.config, opts.logStream)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(fp(app), opts)
   return fastify
 }
