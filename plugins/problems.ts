@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isDatabaseUnavailable, isOAuthError, oauthErrorCode, ServiceUnavailable } from '../src/errors.js'
+import { isDatabaseUnavailable, isOAuthError, MissingHost, oauthErrorCode, ServiceUnavailable } from '../src/errors.js'
 import type { Problem } from '../src/schemas/problems.js'
 
 declare module 'fastify' {
@@ -19,7 +21,9 @@ const DETAILS: Record<string, string> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'The request body has a content type this endpoint does not accept',
   FST_ERR_CTP_INVALID_JSON_BODY: 'The request body is not valid JSON',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'The request body is empty',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The Content-Length header does not match the body'
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'The Content-Length header does not match the body',
+  FST_ERR_BAD_URL: 'The request URL is not valid',
+  FST_ERR_MAX_PARAM_LENGTH: 'The request URL is too long'
 }
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
@@ -36,6 +40,16 @@ async function problemsPlugin (fastify: FastifyInstance) {
     for (const m of [method].flat()) methods.add(m)
     allowed.set(url, methods)
   })
+
+  // Node answers these two itself, with no body and no request id; serverOptions turns its Host
+  // check off so the service can make the same refusal a problem.
+  // @see https://www.rfc-editor.org/rfc/rfc9112#section-3.2
+  fastify.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new MissingHost()
+  })
+  // An expectation other than 100-continue MAY be refused with 417 (RFC 9110 §10.1.1); it is
+  // ignored instead, and the request served as if it had none.
+  fastify.server.on('checkExpectation', (req, res) => fastify.server.emit('request', req, res))
 
   fastify.setErrorHandler(function errorHandler (error: FastifyError, request, reply) {
     if (isDatabaseUnavailable(error)) {
@@ -138,6 +152,39 @@ function oauthValidationMessage (error: FastifyError, body: unknown): string {
   const name = first.instancePath.replace(/^\//, '')
   if (name !== '' && Array.isArray((body as Record<string, unknown>)?.[name])) return `The ${name} parameter is repeated`
   return name === '' ? 'The request body must be a form' : `The ${name} parameter is not valid`
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors met before routing, such as a path that does not
+ * percent-decode (`/%zz`), which the error handler and the onRequest hooks never see.
+ */
+export function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = statusOf(error)
+  request.log.debug({ code: error.code }, 'request refused before routing')
+  const problem: Problem = { type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail: detailOf(error, status) }
+  reply.code(status).header('x-request-id', request.id).type('application/problem+json; charset=utf-8').send(problem)
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser refuses before Fastify sees them
+ * (a NUL or a bare CR in a header, a bad Content-Length, headers over 16 KiB, a request that
+ * times out) get a problem and a request id like every other answer, not Fastify's bare JSON.
+ */
+export function clientErrorHandler (this: FastifyInstance, err: Error & { code?: string }, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+  const title = STATUS_CODES[status]!
+  const detail = status === 408
+    ? 'The request did not arrive in time'
+    : status === 431 ? 'The request headers are larger than 16 KiB' : 'The request is not valid HTTP'
+  this.log.debug({ code: err.code }, 'client error')
+  // Only when nothing of another answer went out on this connection yet (Node's own rule).
+  if (socket.writable && socket.bytesWritten === 0) {
+    const body = JSON.stringify({ type: 'about:blank', title, status, detail } satisfies Problem)
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
 }
 
 export default fp(problemsPlugin, { name: 'problems' })

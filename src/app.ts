@@ -1,4 +1,6 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import type { Writable } from 'node:stream'
+import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin from '../plugins/config.js'
@@ -11,10 +13,11 @@ import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
-import problemsPlugin from '../plugins/problems.js'
+import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
 import requestIdPlugin, { requestId } from '../plugins/request-id.js'
 import schemasPlugin from '../plugins/schemas.js'
 import swaggerPlugin from '../plugins/swagger.js'
+import drainPlugin from '../plugins/drain.js'
 import usersRoutes from '../routes/users.js'
 import tokenRoutes from '../routes/token.js'
 import revokeRoutes from '../routes/revoke.js'
@@ -29,15 +32,18 @@ export interface AppOptions {
   config: Config
   /** The clock, in milliseconds; tests inject one. */
   now?: () => number
+  /** Where the log lines go (stdout by default); tests read them back. */
+  logStream?: Writable
 }
 
 /** The Fastify server options, shared by the server and the tests. */
-export function serverOptions (config: Config): FastifyServerOptions {
+export function serverOptions (config: Config, logStream?: Writable): FastifyHttpOptions<Server> {
   return {
     logger: config.logLevel === 'silent'
       ? false
       : {
           level: config.logLevel,
+          ...(logStream === undefined ? {} : { stream: logStream }),
           redact: {
             paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.access_token', '*.refresh_token', '*.token'],
             censor: '[redacted]'
@@ -47,13 +53,19 @@ export function serverOptions (config: Config): FastifyServerOptions {
     // One access-log line per request is written at debug (plugins/request-id.ts): at info a
     // busy instance would spend a good part of its time logging routine 200s.
     disableRequestLogging: true,
+    clientErrorHandler,
+    frameworkErrors,
     requestIdHeader: false,
     bodyLimit: 16 * 1024,
     // A slow client cannot pin a socket: the whole request must arrive within 15 s, and idle
     // keep-alive sockets close after 10 s (Node caps headers at 16 KiB).
     requestTimeout: 15_000,
     keepAliveTimeout: 10_000,
+    // plugins/drain.ts answers requests that arrive while closing, as problems.
+    return503OnClosing: false,
     trustProxy: config.trustProxy ?? false,
+    // A request without Host is refused by plugins/problems.ts, as a problem.
+    http: { requireHostHeader: false },
     ajv: {
       // Unknown properties are refused rather than silently dropped, and nothing is coerced.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true }
@@ -65,6 +77,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(configPlugin, opts)
   await fastify.register(requestIdPlugin)
   await fastify.register(problemsPlugin)
+  await fastify.register(drainPlugin)
   await fastify.register(securityPlugin)
   await fastify.register(rateLimitPlugin)
   await fastify.register(formbodyPlugin)
@@ -92,7 +105,7 @@ export default fp(app, { name: 'app' })
 
 /** Builds the whole service the same way for the server and for the tests. */
 export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
-  const fastify = Fastify(serverOptions(opts.config)).withTypeProvider<TypeBoxTypeProvider>()
+  const fastify = Fastify(serverOptions(opts.config, opts.logStream)).withTypeProvider<TypeBoxTypeProvider>()
   await fastify.register(fp(app), opts)
   return fastify
 }

@@ -32,6 +32,8 @@ export function oauthErrorCode (err: FastifyError): string {
   return err.code.slice('OAUTH_'.length).toLowerCase()
 }
 
+export const MissingHost = createError('HTTP_MISSING_HOST', 'An HTTP/1.1 request must carry a Host header', 400)
+
 export const UnsupportedMediaType = createError<'HTTP_UNSUPPORTED_MEDIA_TYPE', 415, [mediaType: string]>(
   'HTTP_UNSUPPORTED_MEDIA_TYPE', 'The request body must be %s', 415, Error, false)
 

@@ -45,7 +45,12 @@ function mysqlProblem (): Promise<string | undefined> {
  * reason, except in CI (CI=true), where it fails: CI must never pass on SQLite alone.
  */
 export function eachDialect (t: Test, name: string, fn: (t: Test, dialect: Dialect) => Promise<void>) {
-  for (const dialect of ['sqlite', 'mysql'] as const) {
+  onDialects(t, name, ['sqlite', 'mysql'], fn)
+}
+
+/** Like eachDialect, for a test that only means something on some databases. */
+export function onDialects (t: Test, name: string, dialects: Dialect[], fn: (t: Test, dialect: Dialect) => Promise<void>) {
+  for (const dialect of dialects) {
     t.test(`${name} [${dialect}]`, async t => {
       if (dialect === 'mysql') {
         const problem = await mysqlProblem()

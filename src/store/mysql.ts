@@ -1,4 +1,4 @@
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
 import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
 
@@ -37,6 +37,18 @@ export const poolOptions = {
 } as const
 
 const DEADLOCK_RETRIES = 3
+type Values = Parameters<PoolConnection['execute']>[1]
+
+/**
+ * How long one database call may take, the wait for a pooled connection included, before the
+ * database counts as unavailable (503). Without it a database that accepts connections and then
+ * never answers (a network black hole) holds each request, then each pooled connection, forever.
+ */
+export const DATABASE_TIMEOUT_MS = 5_000
+
+function timedOut (): Error {
+  return Object.assign(new Error('The database did not answer in time'), { code: 'PROTOCOL_SEQUENCE_TIMEOUT' })
+}
 
 /**
  * InnoDB may pick a statement as a deadlock victim when rotations and family revocations of
@@ -54,27 +66,64 @@ async function retryOnDeadlock<T> (fn: () => Promise<T>): Promise<T> {
 
 /** Every query goes through `execute`, which prepares it once per connection and reuses it. */
 export function createMysqlStore (pool: Pool): Store {
-  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
-    return retryOnDeadlock(() => transactionOnce(fn))
-  }
-
-  async function transactionOnce<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
-    const connection = await pool.getConnection()
+  /**
+   * Runs `fn` on a pooled connection within DATABASE_TIMEOUT_MS. mysql2's per-query `timeout`
+   * is not enough: it covers neither the wait for a connection nor the PREPARE that `execute`
+   * sends first, and a timed-out `pool.execute` never gives its connection back. A connection
+   * that timed out is destroyed (the server then rolls back whatever it had begun), since
+   * nobody knows where its protocol stands.
+   */
+  async function withConnection<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    let expired = false
+    let connection: PoolConnection | undefined
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        expired = true
+        connection?.destroy()
+        reject(timedOut())
+      }, DATABASE_TIMEOUT_MS)
+    })
+    const work = (async () => {
+      const acquired = await pool.getConnection()
+      if (expired) {
+        acquired.release()
+        throw timedOut()
+      }
+      connection = acquired
+      try {
+        return await fn(acquired)
+      } finally {
+        if (!expired) acquired.release()
+      }
+    })()
     try {
-      await connection.beginTransaction()
-      const result = await fn(connection)
-      await connection.commit()
-      return result
-    } catch (err) {
-      await connection.rollback().catch(() => {})
-      throw err
+      return await Promise.race([work, deadline])
     } finally {
-      connection.release()
+      clearTimeout(timer)
     }
   }
 
+  function execute<T extends RowDataPacket[] | ResultSetHeader> (sql: string, values: Values): Promise<[T, FieldPacket[]]> {
+    return withConnection(connection => connection.execute<T>(sql, values))
+  }
+
+  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+    return retryOnDeadlock(() => withConnection(async connection => {
+      await connection.beginTransaction()
+      try {
+        const result = await fn(connection)
+        await connection.commit()
+        return result
+      } catch (err) {
+        await connection.rollback().catch(() => {})
+        throw err
+      }
+    }))
+  }
+
   async function findRefreshToken (hash: Buffer) {
-    const [rows] = await pool.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
+    const [rows] = await execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
     return rows[0]
   }
 
@@ -83,7 +132,7 @@ export function createMysqlStore (pool: Pool): Store {
 
     async createUser ({ email, passwordHash, createdAt }: NewUser) {
       try {
-        const [result] = await pool.execute<ResultSetHeader>(
+        const [result] = await execute<ResultSetHeader>(
           'INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)',
           [email, passwordHash, createdAt])
         return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0 }
@@ -94,21 +143,21 @@ export function createMysqlStore (pool: Pool): Store {
     },
 
     async findUserByEmail (email: string) {
-      const [rows] = await pool.execute<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE email = ?`, [email])
+      const [rows] = await execute<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE email = ?`, [email])
       return toUser(rows[0])
     },
 
     async findUserById (id: number) {
-      const [rows] = await pool.execute<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, [id])
+      const [rows] = await execute<UserRow[]>(`SELECT ${USER_COLUMNS} FROM users WHERE id = ?`, [id])
       return toUser(rows[0])
     },
 
     async updatePasswordHash (id: number, passwordHash: string) {
-      await pool.execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
+      await execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
 
     async createRefreshToken ({ hash, userId, familyId, createdAt, expiresAt }: NewRefreshToken) {
-      await pool.execute(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
+      await execute(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
     },
 
     async rotateRefreshToken (hash, next, now): Promise<Rotation> {
@@ -128,7 +177,7 @@ export function createMysqlStore (pool: Pool): Store {
 
       const row = await findRefreshToken(hash)
       if (row?.used_at != null) {
-        await retryOnDeadlock(() => pool.execute(REVOKE_FAMILY, [now, row.family_id]))
+        await retryOnDeadlock(() => execute(REVOKE_FAMILY, [now, row.family_id]))
         return { outcome: 'reused', userId: Number(row.user_id) }
       }
       return { outcome: 'invalid' }
@@ -137,7 +186,7 @@ export function createMysqlStore (pool: Pool): Store {
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
       const row = await findRefreshToken(hash)
       if (row === undefined) return false
-      await retryOnDeadlock(() => pool.execute(REVOKE_FAMILY, [now, row.family_id]))
+      await retryOnDeadlock(() => execute(REVOKE_FAMILY, [now, row.family_id]))
       return true
     },
 
@@ -149,36 +198,36 @@ export function createMysqlStore (pool: Pool): Store {
     },
 
     async pruneRefreshTokens (now: number, limit: number) {
-      const [result] = await pool.execute<ResultSetHeader>(
+      const [result] = await execute<ResultSetHeader>(
         'DELETE FROM refresh_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ?', [now, String(limit)])
       return result.affectedRows
     },
 
     async recordLoginFailure (subjects: Buffer[], at: number) {
       const rows = subjects.map(() => '(?, ?)').join(', ')
-      await pool.execute(`INSERT INTO login_failures (subject, failed_at) VALUES ${rows}`, subjects.flatMap(s => [s, at]))
+      await execute(`INSERT INTO login_failures (subject, failed_at) VALUES ${rows}`, subjects.flatMap(s => [s, at]))
     },
 
     async countLoginFailures (subjects: Buffer[], since: number) {
       return Promise.all(subjects.map(async subject => {
-        const [rows] = await pool.execute<Array<RowDataPacket & { count: number, oldest: number | null }>>(
+        const [rows] = await execute<Array<RowDataPacket & { count: number, oldest: number | null }>>(
           'SELECT COUNT(*) AS count, MIN(failed_at) AS oldest FROM login_failures WHERE subject = ? AND failed_at > ?', [subject, since])
         return { subject, count: Number(rows[0]!.count), oldest: Number(rows[0]!.oldest ?? 0) } satisfies LoginFailures
       }))
     },
 
     async clearLoginFailures (subject: Buffer) {
-      await pool.execute('DELETE FROM login_failures WHERE subject = ?', [subject])
+      await execute('DELETE FROM login_failures WHERE subject = ?', [subject])
     },
 
     async pruneLoginFailures (before: number, limit: number) {
-      const [result] = await pool.execute<ResultSetHeader>(
+      const [result] = await execute<ResultSetHeader>(
         'DELETE FROM login_failures WHERE failed_at <= ? ORDER BY failed_at LIMIT ?', [before, String(limit)])
       return result.affectedRows
     },
 
     async ping () {
-      await pool.query('SELECT 1')
+      await withConnection(connection => connection.query('SELECT 1'))
     }
   }
 }
