@@ -19,8 +19,8 @@ async function drainPlugin (fastify: FastifyInstance) {
   const { server, log } = fastify
   let closing = false
 
-  fastify.addHook('onRequest', async () => {
-    if (closing) throw new ServiceUnavailable('The service is shutting down; try again')
+  fastify.addHook('onRequest', (request, reply, done) => {
+    done(closing ? new ServiceUnavailable('The service is shutting down; try again') : undefined)
   })
 
   fastify.addHook('preClose', async () => {

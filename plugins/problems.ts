@@ -44,8 +44,8 @@ async function problemsPlugin (fastify: FastifyInstance) {
   // Node answers these two itself, with no body and no request id; serverOptions turns its Host
   // check off so the service can make the same refusal a problem.
   // @see https://www.rfc-editor.org/rfc/rfc9112#section-3.2
-  fastify.addHook('onRequest', async (request) => {
-    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw new MissingHost()
+  fastify.addHook('onRequest', (request, reply, done) => {
+    done(request.headers.host === undefined && request.raw.httpVersion === '1.1' ? new MissingHost() : undefined)
   })
   // An expectation other than 100-continue MAY be refused with 417 (RFC 9110 §10.1.1); it is
   // ignored instead, and the request served as if it had none.

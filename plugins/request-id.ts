@@ -12,8 +12,9 @@ export function requestId (request: IncomingMessage): string {
 }
 
 async function requestIdPlugin (fastify: FastifyInstance) {
-  fastify.addHook('onRequest', async (request, reply) => {
+  fastify.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
 
   if (fastify.config.logLevel === 'debug' || fastify.config.logLevel === 'trace') {

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http'
 import type { Writable } from 'node:stream'
-import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin from '../plugins/config.js'
@@ -52,7 +52,7 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
     genReqId: requestId,
     // One access-log line per request is written at debug (plugins/request-id.ts): at info a
     // busy instance would spend a good part of its time logging routine 200s.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     clientErrorHandler,
     frameworkErrors,
     requestIdHeader: false,
