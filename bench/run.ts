@@ -193,6 +193,8 @@ async function main (): Promise<number> {
       HOST: '127.0.0.1',
       PORT: String(port),
       DATABASE_URL: database.url,
+      // As `npm run serve` and the Dockerfile run it (with --max-semi-space-size=8 below).
+      MALLOC_ARENA_MAX: '2',
       JWT_ALGORITHM: 'HS256',
       JWT_SECRET: secret,
       BENCH_LOOP_PROBE: '1'
@@ -204,7 +206,7 @@ async function main (): Promise<number> {
     log(`starting the service on ${baseUrl} (${database.label}${cpus.pinned ? `, CPU ${cpus.server}` : ''})`)
     const server = new Child({
       name: 'server',
-      args: nodeArgsFor('dist/src/server.js'),
+      args: ['--max-semi-space-size=8', ...nodeArgsFor('dist/src/server.js')],
       env: serverEnv,
       cpu: cpus.pinned ? cpus.server : undefined,
       logFile: join(tmp, 'server.log')
