@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { ServiceUnavailable } from '../src/errors.js'
 import { createLimiter } from '../src/limiter.js'
+import { lowerPriorityOfThreadsRunning, POOL_NICENESS } from '../src/thread-priority.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -30,6 +31,7 @@ const COMMON_PASSWORDS = new Set((dictionary['passwords-common'] as string[]).fi
 
 /** @see https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html#argon2id */
 const OWASP_MIN = { memoryCost: 19_456, timeCost: 2 }
+const WARM_UP: argon2.HashOptions = { type: argon2.argon2id, memoryCost: 1024, timeCost: 50, parallelism: 1 }
 
 async function passwordsPlugin (fastify: FastifyInstance) {
   const cost = fastify.config.argon2
@@ -38,6 +40,11 @@ async function passwordsPlugin (fastify: FastifyInstance) {
     fastify.log.warn({ argon2: cost, minimum: OWASP_MIN }, 'argon2 cost is below the OWASP minimum (ARGON2_MEMORY_KIB=19456, ARGON2_ITERATIONS=2)')
   }
   const dummyHash = await argon2.hash(randomBytes(32), options)
+  // One hash per pool thread starts the whole pool and shows which threads it is: long enough
+  // to register in /proc (~50 ms), small in memory (1 MiB each) so the warm-up leaves no trace.
+  const lowered = await lowerPriorityOfThreadsRunning(() => Promise.all(
+    Array.from({ length: fastify.config.hashing.threadPoolSize }, () => argon2.hash(randomBytes(32), WARM_UP))))
+  fastify.log.debug({ threads: lowered, niceness: POOL_NICENESS }, 'password hashing threads run below the event loop')
 
   // argon2 runs on libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default); more hashes in flight
   // than cores only queue there, unseen and unbounded. Here the queue is ours and bounded.

@@ -26,6 +26,8 @@ const EnvSchema = Type.Object({
   ARGON2_PARALLELISM: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
   PASSWORD_HASH_QUEUE: Type.Integer({ minimum: 0, default: 64 }),
+  /** libuv's own variable, read here so the service knows how many threads hash. */
+  UV_THREADPOOL_SIZE: Type.Integer({ minimum: 1, maximum: 1024, default: 4 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   LOGIN_LIMIT_PER_ACCOUNT: Type.Integer({ minimum: 1, default: 10 }),
   LOGIN_LIMIT_PER_ADDRESS: Type.Integer({ minimum: 1, default: 100 }),
@@ -72,7 +74,7 @@ export interface Config {
   }
   argon2: { memoryCost: number, timeCost: number, parallelism: number }
   /** Hashes in flight (default: the cores this process may use) and how many may wait. */
-  hashing: { concurrency?: number, queue: number }
+  hashing: { concurrency?: number, queue: number, threadPoolSize: number }
   logLevel: string
   loginLimit: { perAccount: number, perAddress: number, window: number }
   rateLimitPerMinute: number
@@ -117,7 +119,7 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
       timeCost: env.ARGON2_ITERATIONS,
       parallelism: env.ARGON2_PARALLELISM
     },
-    hashing: { concurrency: env.PASSWORD_HASH_CONCURRENCY, queue: env.PASSWORD_HASH_QUEUE },
+    hashing: { concurrency: env.PASSWORD_HASH_CONCURRENCY, queue: env.PASSWORD_HASH_QUEUE, threadPoolSize: env.UV_THREADPOOL_SIZE },
     logLevel: env.LOG_LEVEL,
     loginLimit: {
       perAccount: env.LOGIN_LIMIT_PER_ACCOUNT,

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -60,4 +60,18 @@ t.test('a bad setting stops the start with a message naming it, and no stack tra
   t.equal(await server.exited, 1)
   t.match(server.output(), /PORT/)
   t.notMatch(server.output(), /\n\s+at /)
+})
+
+t.test('on Linux the password hashing threads run below the event loop', { skip: process.platform !== 'linux' && 'thread priorities are read from /proc (Linux only)' }, async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-server-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // The production cost: each warm-up hash must use measurable CPU time (clock ticks).
+  const server = startServer(t, { DATABASE_URL: `sqlite:${join(dir, 'auth.db')}`, ARGON2_MEMORY_KIB: '19456', ARGON2_ITERATIONS: '2', LOG_LEVEL: 'debug' })
+  await server.address
+  const pid = server.child.pid!
+  const nice = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])
+  const lowered = readdirSync(`/proc/${pid}/task`).filter(tid => nice(tid) === 5)
+  t.equal(nice(String(pid)), 0, 'the main thread (the event loop) keeps its priority')
+  t.ok(lowered.length >= 1 && lowered.length <= 4, `${lowered.length} of libuv's 4 pool threads lowered`)
+  t.match(server.output(), new RegExp(`"threads":${lowered.length},"niceness":5,"msg":"password hashing threads run below the event loop"`))
 })
