@@ -34,15 +34,15 @@ declare module 'fastify' {
 }
 
 /**
- * Verified tokens (and refused ones, but for "not valid yet") are remembered for a minute at
- * most and never past their exp, so a signature is not checked again on every request. Logout
- * and deleted users still take effect at once: the user row is read every time.
+ * A signature, once checked, is remembered for a minute (by the app's clock) among the last
+ * 2,000 tokens, so it is not checked again on every request. Only the signature and the
+ * timeless claims are remembered: exp, nbf and iat are compared with the clock on every use,
+ * and the user row is read every time, so logout and deleted users still take effect at once.
  */
-const VERIFY_CACHE = {
-  cache: 2000,
-  cacheTTL: 60_000,
-  errorCacheTTL: (err: { code?: string }) => err.code === 'FAST_JWT_INACTIVE' ? -1 : 60_000
-}
+const VERIFY_CACHE_SIZE = 2000
+const VERIFY_CACHE_TTL_MS = 60_000
+/** Longer strings are not ours (ours are under 1 KiB) and would only fill memory. */
+const VERIFY_CACHE_MAX_TOKEN = 4096
 
 /** RFC 9068 §2.1: access tokens say what they are, so an ID token cannot pass for one. */
 export const ACCESS_TOKEN_TYPE = 'at+jwt'
@@ -81,8 +81,7 @@ async function jwtPlugin (fastify: FastifyInstance) {
     allowedIss: issuer,
     allowedAud: audience,
     requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti'],
-    checkTyp: ACCESS_TOKEN_TYPE,
-    clockTolerance: clockSkew * 1000
+    checkTyp: ACCESS_TOKEN_TYPE
   } satisfies Partial<VerifierOptions>
 
   // fast-jwt's signer takes `typ`, which @fastify/jwt's types do not list.
@@ -96,9 +95,39 @@ async function jwtPlugin (fastify: FastifyInstance) {
 
   // One verifier per key, built once; each accepts only its own key's algorithm (RFC 8725 §3.1),
   // so a token cannot pick the algorithm, and an HS256 token "signed" with a public key fails.
+  // fast-jwt would read the wall clock for exp and nbf: the times are checked below instead,
+  // against the app's clock.
   const verifiers = new Map(keys.map(({ kid, algorithm, key }) =>
-    [kid, createVerifier({ key, algorithms: [algorithm], ...claimChecks, ...VERIFY_CACHE })] as const))
+    [kid, createVerifier({ key, algorithms: [algorithm], ...claimChecks, ignoreExpiration: true, ignoreNotBefore: true })] as const))
   const onlyVerifier = verifiers.size === 1 ? verifiers.get(current.kid)! : undefined
+  const skewMs = clockSkew * 1000
+
+  function checkSignature (token: string): AccessTokenClaims {
+    if (onlyVerifier !== undefined) return onlyVerifier(token)
+    const verifier = verifiers.get(keyIdOf(token))
+    if (verifier === undefined) throw new TokenError(TokenError.codes.invalidKey, 'The token was not signed by a known key.')
+    return verifier(token)
+  }
+
+  const checked = new Map<string, { claims?: AccessTokenClaims, error?: TokenError, until: number }>()
+  function cachedSignatureCheck (token: string, now: number): AccessTokenClaims {
+    const hit = checked.get(token)
+    if (hit !== undefined && now < hit.until) {
+      if (hit.error !== undefined) throw hit.error
+      return hit.claims!
+    }
+    if (token.length > VERIFY_CACHE_MAX_TOKEN) return checkSignature(token)
+    if (checked.size >= VERIFY_CACHE_SIZE) checked.delete(checked.keys().next().value!)
+    const until = now + VERIFY_CACHE_TTL_MS
+    try {
+      const claims = checkSignature(token)
+      checked.set(token, { claims, until })
+      return claims
+    } catch (err) {
+      if (err instanceof TokenError) checked.set(token, { error: err, until })
+      throw err
+    }
+  }
 
   fastify.decorate('accessTokens', {
     issue (userId: number, notBefore = 0) {
@@ -116,14 +145,29 @@ async function jwtPlugin (fastify: FastifyInstance) {
     },
 
     verify (token: string): AccessTokenClaims {
-      if (onlyVerifier !== undefined) return onlyVerifier(token)
-      const verifier = verifiers.get(keyIdOf(token))
-      if (verifier === undefined) throw new TokenError(TokenError.codes.invalidKey, 'The token was not signed by a known key.')
-      return verifier(token)
+      const now = fastify.now()
+      const claims = cachedSignatureCheck(token, now)
+      checkTimes(claims, now, skewMs)
+      return claims
     },
 
     jwks: jwt.algorithm === 'HS256' ? null : { keys: keys.map(k => k.jwk!) }
   })
+}
+
+/**
+ * RFC 7519 §4.1.4–4.1.6 against the app's clock, with the configured skew: expired, not
+ * active yet, or issued in the future.
+ */
+function checkTimes (claims: AccessTokenClaims & { nbf?: unknown }, now: number, skewMs: number) {
+  const { exp, iat, nbf } = claims
+  if (typeof exp !== 'number' || typeof iat !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) {
+    throw new TokenError(TokenError.codes.invalidClaimType, 'The exp, iat and nbf claims must be numbers.')
+  }
+  if (now > exp * 1000 + skewMs) throw new TokenError(TokenError.codes.expired, 'The token has expired.')
+  if (now < iat * 1000 - skewMs || (nbf !== undefined && now < nbf * 1000 - skewMs)) {
+    throw new TokenError(TokenError.codes.inactive, 'The token is not active yet.')
+  }
 }
 
 /** The `kid` of a JWS header, or '' when there is none to read. */

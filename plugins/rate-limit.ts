@@ -1,4 +1,4 @@
-import fastifyRateLimit from '@fastify/rate-limit'
+import fastifyRateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
@@ -28,9 +28,37 @@ async function rateLimitPlugin (fastify: FastifyInstance) {
     timeWindow: 60_000,
     nameSpace: 'auth-service-rate-limit:',
     skipOnError: true,
-    ...(redis === undefined ? {} : { redis }),
+    ...(redis === undefined ? { store: clockedStore(fastify.now) } : { redis }),
     errorResponseBuilder: (_request, context) => new RateLimited(context.after)
   })
+}
+
+/**
+ * The in-memory counter, on the app's clock (the plugin's own store reads the wall clock):
+ * a fixed window per address, the oldest addresses forgotten past `size`. With Redis the
+ * window is Redis's key expiry instead.
+ */
+function clockedStore (now: () => number, size = 5000): FastifyRateLimitStoreCtor {
+  return class ClockedStore implements FastifyRateLimitStore {
+    private readonly windows = new Map<string, { count: number, start: number }>()
+
+    incr (key: string, callback: Parameters<FastifyRateLimitStore['incr']>[1], timeWindow: number) {
+      const at = now()
+      let window = this.windows.get(key)
+      if (window === undefined || at >= window.start + timeWindow || at < window.start) {
+        this.windows.delete(key)
+        if (this.windows.size >= size) this.windows.delete(this.windows.keys().next().value!)
+        window = { count: 0, start: at }
+        this.windows.set(key, window)
+      }
+      window.count++
+      callback(null, { current: window.count, ttl: window.start + timeWindow - at })
+    }
+
+    child () {
+      return new ClockedStore()
+    }
+  }
 }
 
 export default fp(rateLimitPlugin, { name: 'rate-limit', dependencies: ['config'] })

@@ -32,7 +32,7 @@ async function storePlugin (fastify: FastifyInstance) {
     store = createSqliteStore(db)
   }
 
-  const migrator = createMigrator(target, fastify.log)
+  const migrator = createMigrator(target, fastify.log, fastify.now)
   if (migrateOnStart) await migrator.up()
 
   fastify.decorate('store', store)

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
@@ -6,6 +7,31 @@ import pkg from '../package.json' with { type: 'json' }
 import { BEARER } from '../src/schemas/components.js'
 
 export const DOCS_PREFIX = '/docs'
+
+/**
+ * The one inline style Swagger UI renders: the `<style>` inside the SVG logo of its top bar
+ * (swagger-ui-standalone-preset.js), drawn for a moment before @fastify/swagger-ui puts its own
+ * logo in its place. test/plugins/security.test.ts checks the bundle still has this text.
+ */
+export const SWAGGER_LOGO_STYLE = '.logo_small_svg__cls-2{fill:#fff}.logo_small_svg__cls-3{fill:#85ea2d}'
+
+/**
+ * The API's own CSP (default-src 'none', plugins/security.ts) would blank the page, and
+ * swagger-ui's default one allows stylesheets from any https: origin and blocks its own logo.
+ * Everything the page needs comes from /docs itself; images include data: URLs (its icons).
+ */
+export const DOCS_CSP = [
+  "default-src 'self'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "img-src 'self' data:",
+  "object-src 'none'",
+  "script-src 'self'",
+  "script-src-attr 'none'",
+  // The logo's inline style by its hash: the tightest rule that lets it apply, and no other.
+  `style-src 'self' 'sha256-${createHash('sha256').update(SWAGGER_LOGO_STYLE).digest('base64')}'`
+].join('; ')
 
 /**
  * The OpenAPI 3.1 document, generated from the routes' schemas (registered before any route,
@@ -64,11 +90,9 @@ async function swaggerPlugin (fastify: FastifyInstance) {
       defaultModelsExpandDepth: 1
     },
     theme: { title: 'auth-service API' },
-    // The API's own CSP (default-src 'none', plugins/security.ts) would blank the page: the UI
-    // gets swagger-ui's, with hashes for its inline scripts — less the upgrade to https, which
-    // would break the docs of a service reached over plain http on a laptop.
-    staticCSP: true,
-    transformStaticCSP: header => header.replace(/\s*upgrade-insecure-requests;?/, '')
+    // No upgrade-insecure-requests: it would break the docs of a service reached over plain
+    // http on a laptop.
+    staticCSP: DOCS_CSP
   })
 }
 

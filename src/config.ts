@@ -5,7 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
 import { algorithmOf, KEY_KINDS, type AsymmetricAlgorithm } from './signing-keys.js'
 
-const EnvSchema = Type.Object({
+export const EnvSchema = Type.Object({
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')], { default: 'development' }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),

@@ -28,8 +28,8 @@ interface Logger { info (msg: string): void }
  * are both the migration `0001-users`. Each file holds an `-- migrate:up` and a
  * `-- migrate:down` section.
  */
-export function createMigrator (target: MigrationTarget, logger?: Logger): Migrator {
-  const run = target.dialect === 'mysql' ? mysqlRunner(target.pool) : sqliteRunner(target.db)
+export function createMigrator (target: MigrationTarget, logger?: Logger, now: () => number = Date.now): Migrator {
+  const run = target.dialect === 'mysql' ? mysqlRunner(target.pool, now) : sqliteRunner(target.db, now)
   const umzug = new Umzug({
     migrations: loadMigrations(target.dialect, run.exec),
     storage: run.storage,
@@ -79,7 +79,7 @@ function statementsOf (script: string): string[] {
     .split(/;\s*(?:\n|$)/).map(s => s.trim()).filter(Boolean)
 }
 
-function mysqlRunner (pool: Pool) {
+function mysqlRunner (pool: Pool, now: () => number) {
   const ensureTable = () => pool.query(
     'CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4')
   const storage: UmzugStorage = {
@@ -89,7 +89,7 @@ function mysqlRunner (pool: Pool) {
       return (rows as Array<{ name: string }>).map(r => r.name)
     },
     async logMigration ({ name }) {
-      await pool.execute('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)', [name, new Date()])
+      await pool.execute('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)', [name, new Date(now())])
     },
     async unlogMigration ({ name }) {
       await pool.execute('DELETE FROM schema_migrations WHERE name = ?', [name])
@@ -121,7 +121,7 @@ function mysqlRunner (pool: Pool) {
   }
 }
 
-function sqliteRunner (db: SqliteDatabase) {
+function sqliteRunner (db: SqliteDatabase, now: () => number) {
   const ensureTable = () => db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)')
   const storage: UmzugStorage = {
@@ -130,7 +130,7 @@ function sqliteRunner (db: SqliteDatabase) {
       return (db.prepare('SELECT name FROM schema_migrations ORDER BY name').all() as Array<{ name: string }>).map(r => r.name)
     },
     async logMigration ({ name }) {
-      db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(name, new Date().toISOString())
+      db.prepare('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)').run(name, new Date(now()).toISOString())
     },
     async unlogMigration ({ name }) {
       db.prepare('DELETE FROM schema_migrations WHERE name = ?').run(name)

@@ -24,6 +24,18 @@ export const TEST_ENV: Record<string, string> = {
   PUBLIC_URL: 'http://auth.test'
 }
 
+/**
+ * The service never reads the wall clock: every app a test builds runs on an injected clock,
+ * shifted by TEST_CLOCK_SHIFT_DAYS (`npm run test:clock` runs the time-bound tests years in
+ * the past and in the future of the real date, where they must pass the same).
+ */
+export const CLOCK_SHIFT_MS = Number(process.env.TEST_CLOCK_SHIFT_DAYS ?? 0) * 86_400_000
+
+/** Now, on the clock the tests' apps run on (epoch ms). */
+export function testNow (): number {
+  return Date.now() + CLOCK_SHIFT_MS
+}
+
 let mysqlReachable: Promise<string | undefined> | undefined
 
 /** undefined when MariaDB answers, otherwise why it does not. */
@@ -99,7 +111,7 @@ export interface BuildOptions {
 /** The real app on a real database, closed when the test ends. */
 export async function build (t: Test, dialect: Dialect, options: BuildOptions = {}): Promise<FastifyInstance> {
   const databaseUrl = options.databaseUrl ?? await freshDatabase(t, dialect)
-  const app = await buildApp({ config: testConfig(databaseUrl, options.env), now: options.now })
+  const app = await buildApp({ config: testConfig(databaseUrl, options.env), now: options.now ?? testNow })
   t.teardown(() => app.close())
   await app.ready()
   return app

@@ -2,7 +2,7 @@ import { createHmac, randomInt } from 'node:crypto'
 import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { build, createUser, eachDialect, login, PASSWORD, TEST_SECRET } from './helper.js'
+import { build, createUser, eachDialect, login, PASSWORD, TEST_SECRET, testNow } from './helper.js'
 
 /**
  * Hostile input over a real socket: a seeded generator of malformed, oversized and malicious
@@ -202,7 +202,7 @@ interface Context {
 }
 
 function hostileAuthorization (k: Tools, ctx: Context): { value: HeaderValue, malformed?: boolean } {
-  const now = Math.floor(Date.now() / 1000)
+  const now = Math.floor(testNow() / 1000)
   const claims = { iss: 'http://auth.test', aud: 'http://auth.test', sub: String(ctx.userId), iat: now, exp: now + 600, jti: '0190a6a0-0000-7000-8000-000000000000' }
   const jwtGarbage = [
     `${base64url('{"alg":"none","typ":"at+jwt"}')}.${base64url(JSON.stringify(claims))}.`,

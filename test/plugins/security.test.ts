@@ -1,4 +1,8 @@
+import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import t from 'tap'
+import { DOCS_CSP, SWAGGER_LOGO_STYLE } from '../../plugins/swagger.js'
 import { build } from '../helper.js'
 
 t.test('security headers on every response', async t => {
@@ -11,6 +15,22 @@ t.test('security headers on every response', async t => {
     t.equal(res.headers['referrer-policy'], 'no-referrer', url)
     t.equal(res.headers['cross-origin-resource-policy'], 'same-origin', url)
   }
+})
+
+t.test('/docs has its own CSP: same-origin assets, one inline style allowed by its hash', async t => {
+  const app = await build(t, 'sqlite')
+  for (const url of ['/docs', '/docs/', '/docs/static/swagger-initializer.js', '/docs/static/swagger-ui.css', '/docs/json']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 200, url)
+    t.equal(res.headers['content-security-policy'], DOCS_CSP, url)
+  }
+  t.notMatch(DOCS_CSP, /unsafe-inline|unsafe-eval|https:|\*/, 'nothing from elsewhere, nothing inline but the hashed style')
+  t.match(DOCS_CSP, /style-src 'self' 'sha256-RL3ie0nH\+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='$/, 'the hash Chromium computes for the logo style')
+
+  // Without a browser at hand, an upgrade of Swagger UI whose logo style changed still fails here.
+  const swaggerUi = dirname(createRequire(import.meta.url).resolve('@fastify/swagger-ui'))
+  const preset = readFileSync(join(swaggerUi, 'static', 'swagger-ui-standalone-preset.js'), 'utf8')
+  t.ok(preset.includes(`createElement("style",null,${JSON.stringify(SWAGGER_LOGO_STYLE)})`), 'the logo style is the one Swagger UI renders')
 })
 
 t.test('CORS is off by default', async t => {

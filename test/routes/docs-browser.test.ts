@@ -48,8 +48,30 @@ t.test('/docs as a person uses it: sign up, Authorize with the password flow, ca
     elsewhere.push(url)
     return route.abort()
   })
+  // Everything the browser would show in its console: errors and warnings, uncaught exceptions,
+  // and Content-Security-Policy violations (reported by the document's own event, with the
+  // directive and what it blocked, since Chromium's console line for them is not always sent).
+  const consoleMessages: string[] = []
+  page.on('console', msg => {
+    if (msg.type() === 'error' || msg.type() === 'warning') consoleMessages.push(`${msg.type()}: ${msg.text()}`)
+  })
+  page.on('pageerror', err => consoleMessages.push(`pageerror: ${err.message}`))
+  await page.exposeFunction('reportCspViolation', (violation: string) => consoleMessages.push(`csp: ${violation}`))
+  // A string: it runs in the page, where `document` is (this project compiles without the DOM lib).
+  await page.addInitScript(`document.addEventListener('securitypolicyviolation', e => reportCspViolation(
+    e.effectiveDirective + ' blocked ' + e.blockedURI + ' at ' + e.sourceFile + ':' + e.lineNumber))`)
 
   await page.goto(`${base}/docs`)
+  await t.test('the page renders with its top bar and the operations', async t => {
+    // Swagger UI draws its SVG logo (the hashed inline style) and @fastify/swagger-ui swaps in an image.
+    await page.locator('.topbar a.link img').waitFor()
+    await page.locator('.opblock').first().waitFor()
+    const operations = Object.values(app.swagger().paths ?? {}).flatMap(item => Object.keys(item ?? {}))
+    t.equal(await page.locator('.opblock').count(), operations.length, 'one block per operation of the document')
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await page.screenshot({ path: join(ARTIFACTS, 'docs-top.png') })
+  })
+
   await t.test('create an account with "Try it out"', async t => {
     const { status, body } = await tryItOut(page, 'createUser', async operation => {
       await operation.locator('textarea.body-param__text').fill(JSON.stringify({ email: 'Ada@Example.com', password: PASSWORD }))
@@ -97,4 +119,5 @@ t.test('/docs as a person uses it: sign up, Authorize with the password flow, ca
   })
 
   t.same(elsewhere, [], 'no request left the service')
+  t.same(consoleMessages, [], 'no console error or warning, no uncaught exception, no CSP violation')
 })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { softDelay } from '../../plugins/login-limits.js'
-import { build, createUser, eachDialect, form, freshDatabase, PASSWORD } from '../helper.js'
+import { build, createUser, eachDialect, form, freshDatabase, PASSWORD, testNow } from '../helper.js'
 
 const LIMITS = { LOGIN_LIMIT_PER_ACCOUNT: '4', LOGIN_LIMIT_PER_ADDRESS: '6', LOGIN_LIMIT_WINDOW: '60' }
 
@@ -14,7 +14,7 @@ t.test('the soft delay doubles from half the limit and is capped', async t => {
 })
 
 eachDialect(t, 'failed logins are limited per account across instances', async (t, dialect) => {
-  let clock = Date.UTC(2026, 10, 26, 12, 0, 0)
+  let clock = testNow()
   const databaseUrl = await freshDatabase(t, dialect)
   const one = await build(t, dialect, { databaseUrl, env: LIMITS, now: () => clock })
   const two = await build(t, dialect, { databaseUrl, env: LIMITS, now: () => clock })
@@ -54,7 +54,7 @@ eachDialect(t, 'failed logins are limited per account across instances', async (
 })
 
 eachDialect(t, 'failed logins are limited per address', async (t, dialect) => {
-  const clock = Date.UTC(2026, 10, 26, 12, 0, 0)
+  const clock = testNow()
   const app = await build(t, dialect, { env: LIMITS, now: () => clock })
   await createUser(app)
   // Credential stuffing: one address, six different unknown accounts.

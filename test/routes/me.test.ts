@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, createUser, eachDialect, login } from '../helper.js'
+import { build, createUser, eachDialect, login, testNow } from '../helper.js'
 
 const REALM = 'Bearer realm="auth-service"'
 
@@ -24,7 +24,7 @@ eachDialect(t, 'GET /users/me and GET /auth/status', async (t, dialect) => {
   const app = await build(t, dialect)
   const user = await createUser(app)
   const { access_token: token } = await login(app)
-  const nowSeconds = Math.floor(Date.now() / 1000)
+  const nowSeconds = Math.floor(testNow() / 1000)
   const claims = { iss: 'http://auth.test', aud: 'http://auth.test', sub: String(user.id), iat: nowSeconds, exp: nowSeconds + 600, jti: 'test' }
   const sign = (payload: object, options: Record<string, unknown> = {}) =>
     app.jwt.sign(payload as never, Object.keys(options).length === 0 ? undefined : options)
@@ -117,4 +117,28 @@ eachDialect(t, 'GET /users/me and GET /auth/status', async (t, dialect) => {
     t.equal(status.status, 200)
     t.same(JSON.parse(status.body), { logged_in: false })
   })
+})
+
+eachDialect(t, 'access tokens live by the app\'s clock, not the wall clock', async (t, dialect) => {
+  let clock = Math.floor(testNow() / 1000) * 1000 // a whole second: iat is clock / 1000
+  const app = await build(t, dialect, { now: () => clock })
+  await createUser(app)
+  const { access_token: token, expires_in: ttl } = await login(app)
+  const authorization = `Bearer ${token}`
+  t.equal((await me(app, authorization)).statusCode, 200, 'verified once, and so remembered')
+
+  clock += (ttl + 30) * 1000
+  t.equal((await me(app, authorization)).statusCode, 200, 'within the 30 s skew after exp')
+  clock += 1000
+  const expired = await me(app, authorization)
+  t.equal(expired.statusCode, 401, 'past exp and the skew, though the signature check is remembered')
+  t.match(expired.headers['www-authenticate'], /error_description="The access token expired"/)
+  t.equal(await loggedIn(app, authorization), false)
+
+  clock -= (ttl + 31) * 1000 + 31_000
+  const early = await me(app, authorization)
+  t.equal(early.statusCode, 401, 'issued more than the skew ahead of the clock')
+  t.match(early.headers['www-authenticate'], /error_description="The access token is not valid yet"/)
+  clock += 1000
+  t.equal((await me(app, authorization)).statusCode, 200, 'within the skew before iat')
 })

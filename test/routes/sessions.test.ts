@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, createUser, eachDialect, form, freshDatabase, login } from '../helper.js'
+import { build, createUser, eachDialect, form, freshDatabase, login, testNow } from '../helper.js'
 
 function refresh (app: FastifyInstance, refreshToken: string) {
   return app.inject({ method: 'POST', url: '/token', ...form({ grant_type: 'refresh_token', refresh_token: refreshToken }) })
@@ -23,7 +23,7 @@ async function loggedIn (app: FastifyInstance, accessToken: string) {
 const INVALID = { error: 'invalid_grant', error_description: 'The refresh token is invalid, expired or revoked' }
 
 eachDialect(t, 'sessions', async (t, dialect) => {
-  let clock = Date.UTC(2026, 10, 26, 12, 0, 0, 0)
+  let clock = testNow()
   const app = await build(t, dialect, { now: () => clock })
   await createUser(app)
 

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import t from 'tap'
 import { ASYMMETRIC_ALGORITHMS, generatePemKeyPair, type AsymmetricAlgorithm } from '../../src/signing-keys.js'
-import { build, createUser, eachDialect, freshDatabase, login } from '../helper.js'
+import { build, createUser, eachDialect, freshDatabase, login, testNow } from '../helper.js'
 
 const ISSUER = 'http://auth.test'
 
@@ -16,7 +16,7 @@ async function listen (app: FastifyInstance): Promise<string> {
 /** What a resource server does: verify with nothing but the service's published keys. */
 async function verifyWithJwks (base: string, token: string, alg: AsymmetricAlgorithm) {
   const jwks = createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`))
-  return jwtVerify(token, jwks, { issuer: ISSUER, audience: ISSUER, typ: 'at+jwt', algorithms: [alg], requiredClaims: ['sub', 'iat', 'exp'] })
+  return jwtVerify(token, jwks, { issuer: ISSUER, audience: ISSUER, typ: 'at+jwt', algorithms: [alg], requiredClaims: ['sub', 'iat', 'exp'], currentDate: new Date(testNow()) })
 }
 
 async function me (app: FastifyInstance, token: string) {
@@ -147,7 +147,7 @@ eachDialect(t, 'algorithm confusion: an RS256 service refuses an HS256 token key
   const { access_token: genuine } = await login(app)
   const { kid } = decodeProtectedHeader(genuine)
   const { keys: [jwk] } = (await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json()
-  const now = Math.floor(Date.now() / 1000)
+  const now = Math.floor(testNow() / 1000)
   const claims = b64({ iss: ISSUER, aud: ISSUER, sub: String(user.id), iat: now, exp: now + 600, jti: 'forged' })
 
   // The classic attack: the public key, which anyone can fetch, used as an HMAC secret.
