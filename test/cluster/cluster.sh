@@ -136,6 +136,9 @@ defaults
   timeout client 10m
   timeout server 10m
   timeout check 1s
+  # A connection refused by a node that just died is tried again on another one.
+  retries 3
+  option redispatch 1
 listen galera
   bind 127.0.0.1:$HAPROXY_PORT
   balance leastconn
