@@ -2,7 +2,7 @@
  * What test/cluster/galera.cluster.ts drives: the cluster script, instances of the service as
  * child processes, and plain HTTP and SQL against them.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -20,6 +20,10 @@ export const LOGIN_LIMIT = 5
 export async function cluster (...args: string[]): Promise<string> {
   const { stdout } = await run('bash', [SCRIPT, ...args], { timeout: 300_000, maxBuffer: 1 << 24 })
   return stdout
+}
+
+export function stopClusterNow (): void {
+  execFileSync('bash', [SCRIPT, 'stop'], { stdio: 'ignore', timeout: 60_000 })
 }
 
 export function nodeUrl (port: number, database = 'auth'): string {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   call, cluster, freshDatabase, HAPROXY_PORT, login, LOGIN_LIMIT, logout, me, NODE_PORTS, nodeUrl, ready, refresh,
-  schemaOf, signup, sql, startInstance, type Answer, type Instance
+  schemaOf, signup, sql, startInstance, stopClusterNow, type Answer, type Instance
 } from './cluster.js'
 
 t.setTimeout(900_000)
@@ -25,6 +25,12 @@ async function stopAll () {
 
 t.before(async () => {
   await cluster('start')
+})
+// Should the runner end this file early (its timeout), leave no instance and no node behind.
+process.once('SIGTERM', () => {
+  for (const i of instances) i.process.kill('SIGKILL')
+  stopClusterNow()
+  process.exit(143)
 })
 t.teardown(async () => {
   await stopAll()
