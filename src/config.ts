@@ -35,7 +35,8 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   CORS_ORIGINS: Type.Optional(Type.String()),
-  MIGRATE_ON_START: Type.Boolean({ default: true })
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  DATABASE_CAUSAL_READS: Type.Boolean({ default: true })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -81,6 +82,8 @@ export interface Config {
   trustProxy?: boolean | string
   corsOrigins: string[]
   migrateOnStart: boolean
+  /** On a Galera cluster, the reads that authenticate wait for writes made on other nodes. */
+  causalReads: boolean
 }
 
 export class ConfigError extends Error {
@@ -129,7 +132,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
-    migrateOnStart: env.MIGRATE_ON_START
+    migrateOnStart: env.MIGRATE_ON_START,
+    causalReads: env.DATABASE_CAUSAL_READS
   }
 }
 
