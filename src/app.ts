@@ -11,6 +11,7 @@ import formbodyPlugin from '../plugins/formbody.js'
 import authenticatePlugin from '../plugins/authenticate.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
+import securityEventsPlugin from '../plugins/security-events.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
 import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
@@ -85,6 +86,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(passwordsPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authenticatePlugin)
+  await fastify.register(securityEventsPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(loginLimitsPlugin)
   await fastify.register(schemasPlugin)

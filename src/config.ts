@@ -35,7 +35,8 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   CORS_ORIGINS: Type.Optional(Type.String()),
-  MIGRATE_ON_START: Type.Boolean({ default: true })
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 90 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -81,6 +82,8 @@ export interface Config {
   trustProxy?: boolean | string
   corsOrigins: string[]
   migrateOnStart: boolean
+  /** How long security events are kept, in days. */
+  auditRetentionDays: number
 }
 
 export class ConfigError extends Error {
@@ -129,7 +132,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
-    migrateOnStart: env.MIGRATE_ON_START
+    migrateOnStart: env.MIGRATE_ON_START,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS
   }
 }
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
-import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import type { LoginFailures, NewRefreshToken, NewUser, Rotation, SecurityEvent, Store, UserRecord } from './store.js'
 
 export type SqliteDatabase = Database.Database
 
@@ -154,6 +154,23 @@ export function createSqliteStore (db: SqliteDatabase): Store {
 
     async pruneLoginFailures (before: number, limit: number) {
       return sql('DELETE FROM login_failures WHERE id IN (SELECT id FROM login_failures WHERE failed_at <= ? LIMIT ?)')
+        .run(before, limit).changes
+    },
+
+    async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
+      // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
+      sql('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?')
+        .run(type, at, ip, userAgent, userId)
+    },
+
+    async listSecurityEvents (userId: number, limit: number) {
+      const rows = sql('SELECT type, at, ip, user_agent FROM security_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?')
+        .all(userId, limit) as Array<{ type: SecurityEvent['type'], at: number, ip: string | null, user_agent: string | null }>
+      return rows.map(row => ({ type: row.type, at: row.at, ip: row.ip, userAgent: row.user_agent }))
+    },
+
+    async pruneSecurityEvents (before: number, limit: number) {
+      return sql('DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < ? LIMIT ?)')
         .run(before, limit).changes
     },
 

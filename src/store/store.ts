@@ -1,3 +1,5 @@
+import type { SecurityEventType } from '../accounts/events.js'
+
 export interface UserRecord {
   id: number
   email: string
@@ -36,6 +38,14 @@ export interface LoginFailures {
   oldest: number
 }
 
+export interface SecurityEvent {
+  type: SecurityEventType
+  /** Epoch ms. */
+  at: number
+  ip: string | null
+  userAgent: string | null
+}
+
 /**
  * Everything the service keeps, behind one small interface with a MySQL and a SQLite
  * implementation. Emails arrive already normalised; the unique index decides duplicates.
@@ -69,6 +79,13 @@ export interface Store {
   clearLoginFailures (subject: Buffer): Promise<void>
   /** Deletes up to `limit` failures recorded before `before`; returns how many. */
   pruneLoginFailures (before: number, limit: number): Promise<number>
+
+  /** Fails quietly (nothing recorded) when the user no longer exists. */
+  recordSecurityEvent (userId: number, event: SecurityEvent): Promise<void>
+  /** The user's `limit` latest events, newest first. */
+  listSecurityEvents (userId: number, limit: number): Promise<SecurityEvent[]>
+  /** Deletes up to `limit` events recorded before `before`; returns how many. */
+  pruneSecurityEvents (before: number, limit: number): Promise<number>
 
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>
