@@ -49,6 +49,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     const passwordHash = await fastify.passwords.hash(password)
     const user = await fastify.store.createUser({ email, passwordHash, createdAt: new Date(fastify.now()) })
     request.log.info({ userId: user.id }, 'account created')
+    await fastify.securityEvents.record(user.id, 'signup', request)
     return reply.code(201).header('location', '/users/me').send(userJson(user))
   })
 
