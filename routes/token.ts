@@ -6,15 +6,11 @@ import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from
 import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
 import type { TokenRequest } from '../src/schemas/tokens.js'
-import { normaliseEmail } from './users.js'
+import { normaliseEmail } from '../src/accounts/email.js'
+import { param } from '../src/oauth-params.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
 const MAX_PASSWORD_CODE_POINTS = 128
-
-/** RFC 6749 §3.2: a parameter sent without a value is treated as omitted. */
-export function param (value: string | undefined): string | undefined {
-  return value === '' ? undefined : value
-}
 
 function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
