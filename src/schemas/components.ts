@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox'
+import { ChangePasswordBody, DeleteAccountBody, SecurityEventList, SessionList } from './account.js'
 import { AuthorizationServerMetadata, JsonWebKeySet } from './discovery.js'
 import { Problem } from './problems.js'
 import { AuthStatus, Health } from './status.js'
@@ -21,7 +22,11 @@ export const components = {
   AuthStatus,
   Health,
   AuthorizationServerMetadata,
-  JsonWebKeySet
+  JsonWebKeySet,
+  ChangePasswordBody,
+  DeleteAccountBody,
+  SessionList,
+  SecurityEventList
 }
 export type ComponentName = keyof typeof components
 type Of<N extends ComponentName> = Static<typeof components[N]>
@@ -98,4 +103,10 @@ export const commonOAuthErrors = {
   429: oauthError('`invalid_request`: too many requests from this address, or (on /token) too many failed logins for this account or address — the right password is refused too until `Retry-After` seconds have passed.', RETRY_AFTER),
   500: oauthError('`server_error`: the server could not complete the request.'),
   503: oauthError('`temporarily_unavailable`: the database is unreachable or too many logins are in progress.', RETRY_AFTER)
+}
+
+/** What an operation that re-authenticates with `current_password` answers besides its own. */
+export const reauthenticationProblems = {
+  403: problem('The current password is wrong. It counts as a failed login for the account.'),
+  429: problem('Too many failed logins for this account or from this address: refused, the right password included, until `Retry-After` seconds have passed. Also more than `RATE_LIMIT_PER_MINUTE` requests from this address in a minute, when that limit is set.', RETRY_AFTER)
 }
