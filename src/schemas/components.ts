@@ -77,7 +77,7 @@ export const authenticationProblems = {
   400: problem('More than one Authorization header (RFC 6750 §3.1).', {
     'WWW-Authenticate': Type.String({ description: '`Bearer realm="auth-service", error="invalid_request", error_description="…"`' })
   }),
-  401: problem('No access token, or one that is malformed, expired, not yet valid, signed by an unknown key, for another issuer or audience, issued before a logout, or for a user that no longer exists.', {
+  401: problem('No access token, or one that is malformed, expired, not yet valid, signed by an unknown key, for another issuer or audience, issued before a logout, of a session that has ended (signed out, revoked, or ended by a password change), or for a user that no longer exists.', {
     'WWW-Authenticate': Type.String({ description: 'The RFC 6750 §3 challenge: `Bearer realm="auth-service"` when no bearer token was sent, with `error="invalid_token"` and an `error_description` when one was refused.' })
   })
 }
