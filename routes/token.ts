@@ -1,20 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
 import type { IssuedTokens } from '../plugins/sessions.js'
 import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
 import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
 import type { TokenRequest } from '../src/schemas/tokens.js'
-import { normaliseEmail } from './users.js'
+import { normaliseEmail } from '../src/accounts/email.js'
+import { failedPasswordCheck, isTooLong } from '../src/accounts/lifecycle.js'
+import { param } from '../src/oauth-params.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
-const MAX_PASSWORD_CODE_POINTS = 128
-
-/** RFC 6749 §3.2: a parameter sent without a value is treated as omitted. */
-export function param (value: string | undefined): string | undefined {
-  return value === '' ? undefined : value
-}
 
 function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
@@ -23,31 +19,33 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
 }
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, sessions, loginLimits } = fastify
+  const { store, passwords, sessions, loginLimits, securityEvents } = fastify
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
-  async function passwordGrant (params: TokenRequest, address: string, log: FastifyBaseLogger): Promise<IssuedTokens> {
+  async function passwordGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
+    const { ip: address, log } = request
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
     const { accountFailures } = await loginLimits.check(email, address)
 
-    // Longer than any password the policy allows: refused without hashing it.
-    const tooLong = [...password].length > MAX_PASSWORD_CODE_POINTS
+    const tooLong = isTooLong(password)
     const user = tooLong ? undefined : await store.findUserByEmail(email)
     const { valid, needsRehash } = tooLong ? { valid: false, needsRehash: false } : await passwords.verify(user?.passwordHash, password)
     if (!valid || user === undefined) {
       log.info({ username: email, address }, 'failed login')
-      await loginLimits.failed(email, address)
+      await failedPasswordCheck(fastify, email, user, accountFailures, request)
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
     await loginLimits.succeeded(email, accountFailures)
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
-    return sessions.start(user)
+    const tokens = await sessions.start(user, request)
+    await securityEvents.record(user.id, 'login', request)
+    return tokens
   }
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-6 */
-  async function refreshGrant (params: TokenRequest): Promise<IssuedTokens> {
-    return sessions.refresh(required(params, 'refresh_token'))
+  async function refreshGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
+    return sessions.refresh(required(params, 'refresh_token'), request)
   }
 
   fastify.post('/token', {
@@ -80,10 +78,10 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     let tokens: IssuedTokens
     switch (grantType) {
       case 'password':
-        tokens = await passwordGrant(params, request.ip, request.log)
+        tokens = await passwordGrant(params, request)
         break
       case 'refresh_token':
-        tokens = await refreshGrant(params)
+        tokens = await refreshGrant(params, request)
         break
       default:
         throw new UnsupportedGrantType()

@@ -2,14 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { acceptOnly } from '../plugins/formbody.js'
+import { normaliseEmail } from '../src/accounts/email.js'
 import { InvalidField } from '../src/errors.js'
 import { authenticationProblems, commonProblems, json, problem, ref, STRICT_AUTH, unavailableProblem } from '../src/schemas/components.js'
 import type { User } from '../src/schemas/users.js'
 import type { UserRecord } from '../src/store/store.js'
-
-export function normaliseEmail (email: string): string {
-  return email.trim().toLowerCase()
-}
 
 /** Runs before validation, so the limits apply to what will be stored and hashed. */
 async function normaliseCredentials (request: FastifyRequest) {
@@ -49,6 +46,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     const passwordHash = await fastify.passwords.hash(password)
     const user = await fastify.store.createUser({ email, passwordHash, createdAt: new Date(fastify.now()) })
     request.log.info({ userId: user.id }, 'account created')
+    await fastify.securityEvents.record(user.id, 'signup', request)
     return reply.code(201).header('location', '/users/me').send(userJson(user))
   })
 

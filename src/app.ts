@@ -11,6 +11,7 @@ import formbodyPlugin from '../plugins/formbody.js'
 import authenticatePlugin from '../plugins/authenticate.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
+import securityEventsPlugin from '../plugins/security-events.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
 import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
@@ -19,6 +20,9 @@ import schemasPlugin from '../plugins/schemas.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import drainPlugin from '../plugins/drain.js'
 import usersRoutes from '../routes/users.js'
+import accountRoutes from '../routes/account.js'
+import sessionsRoutes from '../routes/sessions.js'
+import eventsRoutes from '../routes/events.js'
 import tokenRoutes from '../routes/token.js'
 import revokeRoutes from '../routes/revoke.js'
 import logoutRoutes from '../routes/logout.js'
@@ -85,6 +89,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(passwordsPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authenticatePlugin)
+  await fastify.register(securityEventsPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(loginLimitsPlugin)
   await fastify.register(schemasPlugin)
@@ -92,6 +97,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(swaggerPlugin)
 
   await fastify.register(usersRoutes)
+  await fastify.register(accountRoutes)
+  await fastify.register(sessionsRoutes)
+  await fastify.register(eventsRoutes)
   await fastify.register(tokenRoutes)
   await fastify.register(revokeRoutes)
   await fastify.register(logoutRoutes)

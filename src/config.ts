@@ -36,7 +36,8 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   CORS_ORIGINS: Type.Optional(Type.String()),
   MIGRATE_ON_START: Type.Boolean({ default: true }),
-  DATABASE_CAUSAL_READS: Type.Boolean({ default: true })
+  DATABASE_CAUSAL_READS: Type.Boolean({ default: true }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 90 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -84,6 +85,8 @@ export interface Config {
   migrateOnStart: boolean
   /** On a Galera cluster, the reads that authenticate wait for writes made on other nodes. */
   causalReads: boolean
+  /** How long security events are kept, in days. */
+  auditRetentionDays: number
 }
 
 export class ConfigError extends Error {
@@ -133,7 +136,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
     migrateOnStart: env.MIGRATE_ON_START,
-    causalReads: env.DATABASE_CAUSAL_READS
+    causalReads: env.DATABASE_CAUSAL_READS,
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS
   }
 }
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import type { Authentication, FirstRefreshToken, LoginFailures, NewRefreshToken, NewSession, NewUser, Rotation, SecurityEvent, SessionRecord, Store, UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -23,6 +23,24 @@ const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, f
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
 const USE_REFRESH_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'
 const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
+const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL'
+const INSERT_SESSION = 'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
+const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
+  s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
+  FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
+
+interface SessionRow extends RowDataPacket {
+  id: Buffer
+  created_at: number
+  last_used_at: number
+  ip: string | null
+  user_agent: string | null
+}
+
+/** A row that names a user who is gone (deleted meanwhile). */
+function isForeignKeyFailure (err: unknown): boolean {
+  return (err as { code?: string }).code === 'ER_NO_REFERENCED_ROW_2'
+}
 
 /** The pool options the store relies on: UTC dates and full Unicode. */
 export const poolOptions = {
@@ -166,6 +184,23 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     return rows[0]
   }
 
+  function revokeFamily (familyId: Buffer, now: number) {
+    return transaction(async connection => {
+      await connection.execute(REVOKE_FAMILY, [now, familyId])
+      await connection.execute(END_FAMILY_SESSION, [now, familyId])
+    })
+  }
+
+  async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
+    await connection.execute(INSERT_SESSION, [session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent])
+    await connection.execute(INSERT_REFRESH_TOKEN, [token.hash, session.userId, session.id, token.createdAt, token.expiresAt])
+  }
+
+  async function endAllSessions (connection: PoolConnection, userId: number, now: number) {
+    await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
+    await connection.execute('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL', [now, userId])
+  }
+
   return {
     dialect: 'mysql',
 
@@ -195,6 +230,64 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       await write('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
 
+    async findAuthentication (userId: number, sessionId: Buffer) {
+      const [rows] = await execute<Array<UserRow & { session_live: number }>>(await causal(FIND_AUTHENTICATION), [sessionId, userId])
+      const row = rows[0]
+      if (row === undefined) return undefined
+      return { user: toUser(row)!, sessionLive: Number(row.session_live) === 1 } satisfies Authentication
+    },
+
+    async changePassword (userId, currentHash, newHash, next, token, now) {
+      return transaction(async connection => {
+        // The row lock this UPDATE takes makes a concurrent change wait, then find the hash changed.
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?', [newHash, userId, currentHash])
+        if (result.affectedRows !== 1) return false
+        await endAllSessions(connection, userId, now)
+        await insertSession(connection, next, token)
+        return true
+      })
+    },
+
+    async deleteUser (userId: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>('DELETE FROM users WHERE id = ?', [userId])
+        return result.affectedRows === 1
+      })
+    },
+
+    async createSession (session: NewSession, token: FirstRefreshToken) {
+      try {
+        await transaction(connection => insertSession(connection, session, token))
+        return true
+      } catch (err) {
+        if (isForeignKeyFailure(err)) return false
+        throw err
+      }
+    },
+
+    async listSessions (userId: number, now: number) {
+      const [rows] = await execute<SessionRow[]>(await causal(
+        'SELECT id, created_at, last_used_at, ip, user_agent FROM sessions WHERE user_id = ? AND ended_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id'),
+      [userId, now])
+      return rows.map(toSession)
+    },
+
+    async endSession (userId: number, sessionId: Buffer, now: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?', [now, sessionId, userId, now])
+        if (result.affectedRows !== 1) return false
+        await connection.execute(REVOKE_FAMILY, [now, sessionId])
+        return true
+      })
+    },
+
+    async pruneSessions (now: number, limit: number) {
+      const [result] = await write<ResultSetHeader>('DELETE FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?', [now, String(limit)])
+      return result.affectedRows
+    },
+
     async createRefreshToken ({ hash, userId, familyId, createdAt, expiresAt }: NewRefreshToken) {
       await write(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
     },
@@ -210,13 +303,18 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
         const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
         const row = rows[0]!
         await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
-        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before) }
+        await connection.execute('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?', [now, next.expiresAt, row.family_id])
+        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before), sessionId: row.family_id }
+      }).catch(err => {
+        // The account was deleted while this refresh ran: its tokens are gone with it.
+        if (isForeignKeyFailure(err)) return undefined
+        throw err
       })
       if (rotated !== undefined) return rotated
 
       const row = await findRefreshToken(hash)
       if (row?.used_at != null) {
-        await write(REVOKE_FAMILY, [now, row.family_id])
+        await revokeFamily(row.family_id, now)
         return { outcome: 'reused', userId: Number(row.user_id) }
       }
       return { outcome: 'invalid' }
@@ -225,14 +323,14 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
       const row = await findRefreshToken(hash)
       if (row === undefined) return false
-      await write(REVOKE_FAMILY, [now, row.family_id])
+      await revokeFamily(row.family_id, now)
       return true
     },
 
     async endSessions (userId: number, notBefore: number, now: number) {
       await transaction(async connection => {
         await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [notBefore, userId])
-        await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
+        await endAllSessions(connection, userId, now)
       })
     },
 
@@ -265,10 +363,32 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return result.affectedRows
     },
 
+    async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
+      // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
+      await write('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?',
+        [type, at, ip, userAgent, userId])
+    },
+
+    async listSecurityEvents (userId: number, limit: number) {
+      const [rows] = await execute<Array<RowDataPacket & { type: SecurityEvent['type'], at: number, ip: string | null, user_agent: string | null }>>(
+        'SELECT type, at, ip, user_agent FROM security_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?', [userId, String(limit)])
+      return rows.map(row => ({ type: row.type, at: Number(row.at), ip: row.ip, userAgent: row.user_agent }))
+    },
+
+    async pruneSecurityEvents (before: number, limit: number) {
+      const [result] = await write<ResultSetHeader>(
+        'DELETE FROM security_events WHERE at < ? ORDER BY at LIMIT ?', [before, String(limit)])
+      return result.affectedRows
+    },
+
     async ping () {
       await withConnection(connection => connection.query('SELECT 1'))
     }
   }
+}
+
+function toSession (row: SessionRow): SessionRecord {
+  return { id: row.id, createdAt: Number(row.created_at), lastUsedAt: Number(row.last_used_at), ip: row.ip, userAgent: row.user_agent }
 }
 
 function toUser (row: UserRow | undefined): UserRecord | undefined {

@@ -1,3 +1,5 @@
+import type { SecurityEventType } from '../accounts/events.js'
+
 export interface UserRecord {
   id: number
   email: string
@@ -5,6 +7,11 @@ export interface UserRecord {
   createdAt: Date
   /** Access tokens issued before this instant (epoch ms) are refused; logout moves it. */
   tokensNotBefore: number
+}
+
+/** The user of an authenticated request, and the session its access token belongs to. */
+export interface AuthenticatedUser extends UserRecord {
+  sessionId: string
 }
 
 export interface NewUser {
@@ -22,9 +29,37 @@ export interface NewRefreshToken {
   expiresAt: number
 }
 
+/** A login: the refresh-token family `id`, and what a person sees of it. Times in epoch ms. */
+export interface NewSession {
+  id: Buffer
+  userId: number
+  createdAt: number
+  /** Moves with each refresh: the expiry of the family's newest refresh token. */
+  expiresAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+export interface SessionRecord {
+  id: Buffer
+  createdAt: number
+  lastUsedAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+/** The first refresh token of a new session. */
+export type FirstRefreshToken = Omit<NewRefreshToken, 'userId' | 'familyId'>
+
+/** What strict authentication reads in one query: the user, and whether the token's session is live. */
+export interface Authentication {
+  user: UserRecord
+  sessionLive: boolean
+}
+
 export type Rotation =
   /** The old token is retired and its successor stored, in one transaction. */
-  | { outcome: 'rotated', userId: number, tokensNotBefore: number }
+  | { outcome: 'rotated', userId: number, tokensNotBefore: number, sessionId: Buffer }
   /** The token had already been used: its whole family is now revoked. */
   | { outcome: 'reused', userId: number }
   /** Unknown, expired or revoked. */
@@ -34,6 +69,14 @@ export interface LoginFailures {
   subject: Buffer
   count: number
   oldest: number
+}
+
+export interface SecurityEvent {
+  type: SecurityEventType
+  /** Epoch ms. */
+  at: number
+  ip: string | null
+  userAgent: string | null
 }
 
 /**
@@ -47,6 +90,28 @@ export interface Store {
   findUserByEmail (email: string): Promise<UserRecord | undefined>
   findUserById (id: number): Promise<UserRecord | undefined>
   updatePasswordHash (id: number, passwordHash: string): Promise<void>
+  /**
+   * The user, with whether the session `sessionId` is theirs and live, in one query: the only
+   * one an authenticated request makes.
+   */
+  findAuthentication (userId: number, sessionId: Buffer): Promise<Authentication | undefined>
+  /**
+   * Sets a new password hash if and only if the current one is still `currentHash` (of two
+   * concurrent changes exactly one wins), ends every session of the user and starts `next`,
+   * in one transaction. False when the hash had changed: nothing was done.
+   */
+  changePassword (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number): Promise<boolean>
+  /** Deletes the user and, by foreign keys, everything kept for them; false when already gone. */
+  deleteUser (userId: number): Promise<boolean>
+
+  /** A login: the session and its first refresh token, together. False when the user is gone. */
+  createSession (session: NewSession, token: FirstRefreshToken): Promise<boolean>
+  /** The user's live sessions, newest first. */
+  listSessions (userId: number, now: number): Promise<SessionRecord[]>
+  /** Ends one live session of the user and revokes its refresh tokens; false when there is none such. */
+  endSession (userId: number, sessionId: Buffer, now: number): Promise<boolean>
+  /** Deletes up to `limit` sessions whose refresh tokens all expired before `now`; returns how many. */
+  pruneSessions (now: number, limit: number): Promise<number>
 
   createRefreshToken (token: NewRefreshToken): Promise<void>
   /**
@@ -55,9 +120,9 @@ export interface Store {
    * one token exactly one succeeds.
    */
   rotateRefreshToken (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number): Promise<Rotation>
-  /** Revokes the family of the token with this hash; false when no such token exists. */
+  /** Revokes the family of the token with this hash and ends its session; false when no such token exists. */
   revokeRefreshTokenFamily (hash: Buffer, now: number): Promise<boolean>
-  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token. */
+  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token, ends every session. */
   endSessions (userId: number, notBefore: number, now: number): Promise<void>
   /** Deletes up to `limit` refresh tokens that expired before `now`; returns how many. */
   pruneRefreshTokens (now: number, limit: number): Promise<number>
@@ -69,6 +134,13 @@ export interface Store {
   clearLoginFailures (subject: Buffer): Promise<void>
   /** Deletes up to `limit` failures recorded before `before`; returns how many. */
   pruneLoginFailures (before: number, limit: number): Promise<number>
+
+  /** Fails quietly (nothing recorded) when the user no longer exists. */
+  recordSecurityEvent (userId: number, event: SecurityEvent): Promise<void>
+  /** The user's `limit` latest events, newest first. */
+  listSecurityEvents (userId: number, limit: number): Promise<SecurityEvent[]>
+  /** Deletes up to `limit` events recorded before `before`; returns how many. */
+  pruneSecurityEvents (before: number, limit: number): Promise<number>
 
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>
