@@ -73,7 +73,8 @@ async function retryOnDeadlock<T> (fn: () => Promise<T>): Promise<T> {
  * A Galera node answers reads from what it has applied, which may lag a write committed on
  * another node by a moment. This prefix makes one statement first wait until the node has
  * applied every write the cluster had ordered when the statement arrived (1: reads, 3: reads,
- * updates and deletes). MariaDB's SET STATEMENT scopes it to the statement.
+ * updates and deletes), so an update reaches rows just inserted elsewhere. MariaDB's SET
+ * STATEMENT scopes it to the statement.
  * @see https://mariadb.com/kb/en/galera-cluster-system-variables/#wsrep_sync_wait
  */
 const SYNC_READ = 'SET STATEMENT wsrep_sync_wait = 1 FOR '
@@ -147,8 +148,14 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     return retryOnDeadlock(() => execute<T>(sql, values))
   }
 
-  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  /**
+   * A transaction; `causal`, it first waits, on its own connection and so on its own node, for
+   * the writes the cluster had committed, before any of its statements runs.
+   */
+  async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>, { causal = false } = {}): Promise<T> {
+    const wait = causal && causalReads && await isGalera()
     return retryOnDeadlock(() => withConnection(async connection => {
+      if (wait) await connection.query(`${SYNC_READ}SELECT 1 FROM users LIMIT 1`)
       await connection.beginTransaction()
       try {
         const result = await fn(connection)
@@ -200,23 +207,22 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     },
 
     async rotateRefreshToken (hash, next, now): Promise<Rotation> {
-      const use = await causal(USE_REFRESH_TOKEN, SYNC_UPDATE)
       const rotated = await transaction(async connection => {
         // The row lock this UPDATE takes makes a concurrent rotation of the same token wait,
         // then find it used and change nothing; on Galera, the rotation that lost
         // certification is retried and, causal, finds it used too.
-        const [result] = await connection.execute<ResultSetHeader>(use, [now, hash, now])
+        const [result] = await connection.execute<ResultSetHeader>(USE_REFRESH_TOKEN, [now, hash, now])
         if (result.affectedRows !== 1) return undefined
         const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
         const row = rows[0]!
         await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
         return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before) }
-      })
+      }, { causal: true })
       if (rotated !== undefined) return rotated
 
       const row = await findRefreshToken(hash)
       if (row?.used_at != null) {
-        await write(REVOKE_FAMILY, [now, row.family_id])
+        await write(await causal(REVOKE_FAMILY, SYNC_UPDATE), [now, row.family_id])
         return { outcome: 'reused', userId: Number(row.user_id) }
       }
       return { outcome: 'invalid' }
@@ -225,7 +231,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
       const row = await findRefreshToken(hash)
       if (row === undefined) return false
-      await write(REVOKE_FAMILY, [now, row.family_id])
+      await write(await causal(REVOKE_FAMILY, SYNC_UPDATE), [now, row.family_id])
       return true
     },
 
@@ -233,7 +239,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       await transaction(async connection => {
         await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [notBefore, userId])
         await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
-      })
+      }, { causal: true })
     },
 
     async pruneRefreshTokens (now: number, limit: number) {
