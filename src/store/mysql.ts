@@ -90,12 +90,12 @@ async function retryOnDeadlock<T> (fn: () => Promise<T>): Promise<T> {
 /**
  * A Galera node answers reads from what it has applied, which may lag a write committed on
  * another node by a moment. This prefix makes one statement first wait until the node has
- * applied every write the cluster had ordered when the statement arrived (1: reads, 3: reads,
- * updates and deletes). MariaDB's SET STATEMENT scopes it to the statement.
+ * applied every write the cluster had ordered when the statement arrived; a transaction that
+ * must see such writes starts with one such read. MariaDB's SET STATEMENT scopes it to the
+ * statement.
  * @see https://mariadb.com/kb/en/galera-cluster-system-variables/#wsrep_sync_wait
  */
 const SYNC_READ = 'SET STATEMENT wsrep_sync_wait = 1 FOR '
-const SYNC_UPDATE = 'SET STATEMENT wsrep_sync_wait = 3 FOR '
 
 export interface MysqlStoreOptions {
   /** On a Galera cluster, make the reads that decide about authentication causal. */
@@ -156,8 +156,8 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
   }
 
   /** The statement, made causal on a Galera cluster when the setting asks for it. */
-  async function causal (sql: string, prefix = SYNC_READ): Promise<string> {
-    return causalReads && await isGalera() ? prefix + sql : sql
+  async function causal (sql: string): Promise<string> {
+    return causalReads && await isGalera() ? SYNC_READ + sql : sql
   }
 
   /** A one-statement write, run again if it lost a deadlock or, on Galera, certification. */
@@ -165,8 +165,14 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     return retryOnDeadlock(() => execute<T>(sql, values))
   }
 
-  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  /**
+   * A transaction; `causal`, it first waits, on its own connection and so on its own node, for
+   * the writes the cluster had committed, before any of its statements runs.
+   */
+  async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>, { causal = false } = {}): Promise<T> {
+    const wait = causal && causalReads && await isGalera()
     return retryOnDeadlock(() => withConnection(async connection => {
+      if (wait) await connection.query(`${SYNC_READ}SELECT 1 FROM users LIMIT 1`)
       await connection.beginTransaction()
       try {
         const result = await fn(connection)
@@ -188,7 +194,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     return transaction(async connection => {
       await connection.execute(REVOKE_FAMILY, [now, familyId])
       await connection.execute(END_FAMILY_SESSION, [now, familyId])
-    })
+    }, { causal: true })
   }
 
   async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
@@ -293,19 +299,18 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     },
 
     async rotateRefreshToken (hash, next, now): Promise<Rotation> {
-      const use = await causal(USE_REFRESH_TOKEN, SYNC_UPDATE)
       const rotated = await transaction(async connection => {
         // The row lock this UPDATE takes makes a concurrent rotation of the same token wait,
         // then find it used and change nothing; on Galera, the rotation that lost
         // certification is retried and, causal, finds it used too.
-        const [result] = await connection.execute<ResultSetHeader>(use, [now, hash, now])
+        const [result] = await connection.execute<ResultSetHeader>(USE_REFRESH_TOKEN, [now, hash, now])
         if (result.affectedRows !== 1) return undefined
         const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
         const row = rows[0]!
         await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
         await connection.execute('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?', [now, next.expiresAt, row.family_id])
         return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before), sessionId: row.family_id }
-      }).catch(err => {
+      }, { causal: true }).catch(err => {
         // The account was deleted while this refresh ran: its tokens are gone with it.
         if (isForeignKeyFailure(err)) return undefined
         throw err
@@ -331,7 +336,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       await transaction(async connection => {
         await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [notBefore, userId])
         await endAllSessions(connection, userId, now)
-      })
+      }, { causal: true })
     },
 
     async pruneRefreshTokens (now: number, limit: number) {
