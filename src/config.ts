@@ -35,7 +35,16 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   CORS_ORIGINS: Type.Optional(Type.String()),
-  MIGRATE_ON_START: Type.Boolean({ default: true })
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://[^/]+' })),
+  MAIL_FROM: Type.String({ pattern: '^[^\\r\\n]*@[^\\r\\n]+$', default: 'auth@localhost' }),
+  MAIL_OUTBOX_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  PASSWORD_RESET_URL: Type.Optional(Type.String({ pattern: '^https?://.*\\{token\\}' })),
+  EMAIL_VERIFICATION_URL: Type.Optional(Type.String({ pattern: '^https?://.*\\{token\\}' })),
+  PASSWORD_RESET_TTL: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
+  EMAIL_VERIFICATION_TTL: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 86_400 }),
+  PASSWORD_RESET_LIMIT: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -81,6 +90,15 @@ export interface Config {
   trustProxy?: boolean | string
   corsOrigins: string[]
   migrateOnStart: boolean
+  mail: {
+    /** Unset: the development outbox (files in `outboxDir`), or no mail at all in production. */
+    smtpUrl?: string
+    from: string
+    outboxDir: string
+  }
+  /** Links carry `{token}`, replaced by the token. TTLs in seconds; `limit` emails per account per hour. */
+  passwordReset: { url: string, ttl: number, limit: number }
+  emailVerification: { url: string, ttl: number, required: boolean }
 }
 
 export class ConfigError extends Error {
@@ -129,7 +147,22 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
-    migrateOnStart: env.MIGRATE_ON_START
+    migrateOnStart: env.MIGRATE_ON_START,
+    mail: {
+      smtpUrl: env.SMTP_URL,
+      from: env.MAIL_FROM,
+      outboxDir: resolve(env.MAIL_OUTBOX_DIR ?? join(database.kind === 'sqlite' && database.path !== ':memory:' ? dirname(database.path) : 'data', 'outbox'))
+    },
+    passwordReset: {
+      url: env.PASSWORD_RESET_URL ?? `${publicUrl}/reset-password?token={token}`,
+      ttl: env.PASSWORD_RESET_TTL,
+      limit: env.PASSWORD_RESET_LIMIT
+    },
+    emailVerification: {
+      url: env.EMAIL_VERIFICATION_URL ?? `${publicUrl}/verify-email?token={token}`,
+      ttl: env.EMAIL_VERIFICATION_TTL,
+      required: env.REQUIRE_VERIFIED_EMAIL
+    }
   }
 }
 

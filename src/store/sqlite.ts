@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
-import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import { toClaimedEmail, type EmailTokenRequest, type OutboxRow, type LoginFailures, type NewRefreshToken, type NewUser, type OutgoingEmail, type Rotation, type Store, type UserRecord } from './store.js'
 
 export type SqliteDatabase = Database.Database
 
@@ -12,6 +12,7 @@ interface UserRow {
   password_hash: string
   created_at: string
   tokens_not_before: number
+  email_verified_at: number | null
 }
 
 interface RefreshRow {
@@ -21,7 +22,7 @@ interface RefreshRow {
   tokens_not_before: number
 }
 
-const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before'
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
 
 export function openSqlite (path: string): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -85,6 +86,53 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     sql('UPDATE users SET tokens_not_before = ? WHERE id = ?').run(notBefore, userId)
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
   })
+  const insertEmail = (userId: number | null, message: OutgoingEmail, now: number) => {
+    sql(`INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
+      SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`)
+      .run(userId, message.recipient, message.subject, message.text, message.html, message.link ?? null, now, message.expiresAt, now, userId, userId)
+  }
+  // No account, or over the limit: the same statements run against user id 0, which matches no row.
+  const issueEmailToken = db.transaction((request: EmailTokenRequest) => {
+    const { email, purpose, hash, now, expiresAt, since, limit, message, attemptSubject } = request
+    if (attemptSubject !== undefined) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(attemptSubject, now)
+    const user = sql('SELECT id FROM users WHERE email = ?').get(email) as { id: number } | undefined
+    const { count } = sql('SELECT COUNT(*) AS count FROM account_tokens WHERE user_id = ? AND purpose = ? AND created_at > ?')
+      .get(user?.id ?? 0, purpose, since) as { count: number }
+    const outcome = user === undefined ? 'no_account' as const : count >= limit ? 'limited' as const : 'issued' as const
+    const userId = outcome === 'issued' ? user!.id : 0
+    sql('UPDATE account_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL').run(now, userId, purpose)
+    sql('INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM users WHERE id = ?')
+      .run(hash, purpose, now, expiresAt, userId)
+    insertEmail(userId, message, now)
+    return outcome
+  })
+  const spendToken = (hash: Buffer, purpose: string, now: number) => {
+    const { changes } = sql('UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?')
+      .run(now, hash, purpose, now)
+    if (changes !== 1) return undefined
+    return sql('SELECT t.user_id, u.email FROM account_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?')
+      .get(hash) as { user_id: number, email: string }
+  }
+  const resetPassword = db.transaction((hash: Buffer, passwordHash: string, now: number) => {
+    const spent = spendToken(hash, 'password_reset', now)
+    if (spent === undefined) return undefined
+    sql('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, spent.user_id)
+    endSessions(spent.user_id, now + 1, now)
+    return { userId: spent.user_id, email: spent.email }
+  })
+  const verifyEmail = db.transaction((hash: Buffer, now: number) => {
+    const spent = spendToken(hash, 'email_verification', now)
+    if (spent === undefined) return undefined
+    sql('UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL').run(now, spent.user_id)
+    return spent.user_id
+  })
+  const claimEmails = db.transaction((claimId: Buffer, now: number, claimedUntil: number, limit: number) => {
+    sql(`UPDATE outbox SET claim_id = ?, claimed_until = ? WHERE id IN (
+      SELECT id FROM outbox WHERE next_attempt_at <= ? AND expires_at > ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?)`)
+      .run(claimId, claimedUntil, now, now, now, limit)
+    return sql('SELECT id, recipient, subject, text_body, html_body, link, attempts, expires_at FROM outbox WHERE claim_id = ? ORDER BY id')
+      .all(claimId) as OutboxRow[]
+  })
 
   return {
     dialect: 'sqlite',
@@ -93,7 +141,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       try {
         const { lastInsertRowid } = sql('INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)')
           .run(email, passwordHash, createdAt.toISOString())
-        return { id: Number(lastInsertRowid), email, passwordHash, createdAt, tokensNotBefore: 0 }
+        return { id: Number(lastInsertRowid), email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null }
       } catch (err) {
         if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new EmailTaken()
         throw err
@@ -157,6 +205,45 @@ export function createSqliteStore (db: SqliteDatabase): Store {
         .run(before, limit).changes
     },
 
+    async issueEmailToken (request: EmailTokenRequest) {
+      return issueEmailToken.immediate(request)
+    },
+
+    async resetPassword (hash: Buffer, passwordHash: string, now: number) {
+      return resetPassword.immediate(hash, passwordHash, now)
+    },
+
+    async verifyEmail (hash: Buffer, now: number) {
+      return verifyEmail.immediate(hash, now)
+    },
+
+    async enqueueEmail (message: OutgoingEmail & { userId?: number }, now: number) {
+      insertEmail(message.userId ?? null, message, now)
+    },
+
+    async claimEmails (claimId: Buffer, now: number, claimedUntil: number, limit: number) {
+      return claimEmails.immediate(claimId, now, claimedUntil, limit).map(toClaimedEmail)
+    },
+
+    async deleteEmail (id: number, claimId: Buffer) {
+      sql('DELETE FROM outbox WHERE id = ? AND claim_id = ?').run(id, claimId)
+    },
+
+    async emailFailed (id: number, claimId: Buffer, nextAttemptAt: number, error: string) {
+      sql('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim_id = NULL, claimed_until = NULL, last_error = ? WHERE id = ? AND claim_id = ?')
+        .run(nextAttemptAt, error.slice(0, 255), id, claimId)
+    },
+
+    async pruneOutbox (now: number, limit: number) {
+      return sql('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE expires_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) LIMIT ?)')
+        .run(now, now, limit).changes
+    },
+
+    async pruneEmailTokens (before: number, limit: number) {
+      return sql('DELETE FROM account_tokens WHERE id IN (SELECT id FROM account_tokens WHERE expires_at < ? AND created_at < ? LIMIT ?)')
+        .run(before, before, limit).changes
+    },
+
     async ping () {
       sql('SELECT 1').get()
     }
@@ -170,6 +257,7 @@ function toUser (row: UserRow | undefined): UserRecord | undefined {
     email: row.email,
     passwordHash: row.password_hash,
     createdAt: new Date(row.created_at),
-    tokensNotBefore: row.tokens_not_before
+    tokensNotBefore: row.tokens_not_before,
+    emailVerifiedAt: row.email_verified_at
   }
 }
