@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidGrant } from '../src/errors.js'
 import type { UserRecord } from '../src/store/store.js'
 
@@ -18,9 +18,9 @@ export interface IssuedTokens {
 
 export interface Sessions {
   /** A new session (a new refresh-token family) for a user who just logged in. */
-  start (user: UserRecord): Promise<IssuedTokens>
+  start (user: UserRecord, request?: FastifyRequest): Promise<IssuedTokens>
   /** Rotates a refresh token (RFC 6749 §6); reuse of a retired one revokes its family. */
-  refresh (refreshToken: string): Promise<IssuedTokens>
+  refresh (refreshToken: string, request?: FastifyRequest): Promise<IssuedTokens>
   /** RFC 7009: revokes the refresh token's family; anything else is silently ignored. */
   revoke (token: string): Promise<void>
   /** Logout everywhere: every refresh token and every access token issued until now. */
@@ -57,12 +57,13 @@ async function sessionsPlugin (fastify: FastifyInstance) {
       return issue(user.id, user.tokensNotBefore, token)
     },
 
-    async refresh (refreshToken) {
+    async refresh (refreshToken, request) {
       const now = fastify.now()
       const { token, row } = newRefreshToken(now)
       const rotation = await store.rotateRefreshToken(hashToken(refreshToken), row, now)
       if (rotation.outcome === 'reused') {
         log.warn({ userId: rotation.userId }, 'a retired refresh token was presented again: its family is revoked')
+        await fastify.securityEvents.record(rotation.userId, 'refresh_reused', request)
       }
       if (rotation.outcome !== 'rotated') throw new InvalidGrant(INVALID_REFRESH_TOKEN)
       return issue(rotation.userId, rotation.tokensNotBefore, token)
@@ -93,4 +94,4 @@ async function sessionsPlugin (fastify: FastifyInstance) {
   fastify.addHook('onClose', async () => clearInterval(timer))
 }
 
-export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt'] })
+export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt', 'security-events'] })

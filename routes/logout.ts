@@ -20,6 +20,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     await fastify.sessions.end(request.user!.id)
+    await fastify.securityEvents.record(request.user!.id, 'logout', request)
     request.log.info({ userId: request.user!.id }, 'logged out everywhere')
     return reply.code(204).send()
   })

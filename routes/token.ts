@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
 import type { IssuedTokens } from '../plugins/sessions.js'
 import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
@@ -24,10 +24,12 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
 }
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, sessions, loginLimits } = fastify
+  const { store, passwords, sessions, loginLimits, securityEvents } = fastify
+  const { perAccount } = fastify.config.loginLimit
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
-  async function passwordGrant (params: TokenRequest, address: string, log: FastifyBaseLogger): Promise<IssuedTokens> {
+  async function passwordGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
+    const { ip: address, log } = request
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
     const { accountFailures } = await loginLimits.check(email, address)
@@ -39,6 +41,10 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     if (!valid || user === undefined) {
       log.info({ username: email, address }, 'failed login')
       await loginLimits.failed(email, address)
+      if (user !== undefined) {
+        await securityEvents.record(user.id, 'login_failed', request)
+        if (accountFailures + 1 === perAccount) await securityEvents.record(user.id, 'locked', request)
+      }
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
     await loginLimits.succeeded(email, accountFailures)
@@ -48,12 +54,14 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new InvalidGrant(UNVERIFIED_EMAIL)
     }
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
-    return sessions.start(user)
+    const tokens = await sessions.start(user, request)
+    await securityEvents.record(user.id, 'login', request)
+    return tokens
   }
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-6 */
-  async function refreshGrant (params: TokenRequest): Promise<IssuedTokens> {
-    return sessions.refresh(required(params, 'refresh_token'))
+  async function refreshGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
+    return sessions.refresh(required(params, 'refresh_token'), request)
   }
 
   fastify.post('/token', {
@@ -86,10 +94,10 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     let tokens: IssuedTokens
     switch (grantType) {
       case 'password':
-        tokens = await passwordGrant(params, request.ip, request.log)
+        tokens = await passwordGrant(params, request)
         break
       case 'refresh_token':
-        tokens = await refreshGrant(params)
+        tokens = await refreshGrant(params, request)
         break
       default:
         throw new UnsupportedGrantType()

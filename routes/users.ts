@@ -56,6 +56,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       await fastify.emailTokens.sendVerification(user.email)
         .catch(err => request.log.warn({ err, userId: user.id }, 'the verification email could not be queued'))
     }
+    await fastify.securityEvents.record(user.id, 'signup', request)
     return reply.code(201).header('location', '/users/me').send(userJson(user))
   })
 

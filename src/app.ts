@@ -13,6 +13,7 @@ import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
 import mailerPlugin from '../plugins/mailer.js'
 import emailTokensPlugin from '../plugins/email-tokens.js'
+import securityEventsPlugin from '../plugins/security-events.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
 import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
@@ -90,6 +91,7 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(passwordsPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authenticatePlugin)
+  await fastify.register(securityEventsPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(loginLimitsPlugin)
   await fastify.register(mailerPlugin)

@@ -44,7 +44,8 @@ const EnvSchema = Type.Object({
   PASSWORD_RESET_TTL: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
   EMAIL_VERIFICATION_TTL: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 86_400 }),
   PASSWORD_RESET_LIMIT: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
-  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false })
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 90 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -99,6 +100,8 @@ export interface Config {
   /** Links carry `{token}`, replaced by the token. TTLs in seconds; `limit` emails per account per hour. */
   passwordReset: { url: string, ttl: number, limit: number }
   emailVerification: { url: string, ttl: number, required: boolean }
+  /** How long security events are kept, in days. */
+  auditRetentionDays: number
 }
 
 export class ConfigError extends Error {
@@ -162,7 +165,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
       url: env.EMAIL_VERIFICATION_URL ?? `${publicUrl}/verify-email?token={token}`,
       ttl: env.EMAIL_VERIFICATION_TTL,
       required: env.REQUIRE_VERIFIED_EMAIL
-    }
+    },
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS
   }
 }
 

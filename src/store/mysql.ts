@@ -1,6 +1,6 @@
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type ClaimedEmail, type EmailTokenRequest, type LoginFailures, type NewRefreshToken, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type Store, type UserRecord } from './store.js'
+import { toClaimedEmail, type ClaimedEmail, type EmailTokenRequest, type LoginFailures, type NewRefreshToken, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -327,6 +327,24 @@ export function createMysqlStore (pool: Pool): Store {
     async pruneEmailTokens (before: number, limit: number) {
       const [result] = await execute<ResultSetHeader>(
         'DELETE FROM account_tokens WHERE expires_at < ? AND created_at < ? ORDER BY expires_at LIMIT ?', [before, before, String(limit)])
+      return result.affectedRows
+    },
+
+    async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
+      // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
+      await execute('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?',
+        [type, at, ip, userAgent, userId])
+    },
+
+    async listSecurityEvents (userId: number, limit: number) {
+      const [rows] = await execute<Array<RowDataPacket & { type: SecurityEvent['type'], at: number, ip: string | null, user_agent: string | null }>>(
+        'SELECT type, at, ip, user_agent FROM security_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?', [userId, String(limit)])
+      return rows.map(row => ({ type: row.type, at: Number(row.at), ip: row.ip, userAgent: row.user_agent }))
+    },
+
+    async pruneSecurityEvents (before: number, limit: number) {
+      const [result] = await execute<ResultSetHeader>(
+        'DELETE FROM security_events WHERE at < ? ORDER BY at LIMIT ?', [before, String(limit)])
       return result.affectedRows
     },
 

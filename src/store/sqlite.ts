@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type EmailTokenRequest, type OutboxRow, type LoginFailures, type NewRefreshToken, type NewUser, type OutgoingEmail, type Rotation, type Store, type UserRecord } from './store.js'
+import { toClaimedEmail, type EmailTokenRequest, type OutboxRow, type LoginFailures, type NewRefreshToken, type NewUser, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
 
 export type SqliteDatabase = Database.Database
 
@@ -242,6 +242,23 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     async pruneEmailTokens (before: number, limit: number) {
       return sql('DELETE FROM account_tokens WHERE id IN (SELECT id FROM account_tokens WHERE expires_at < ? AND created_at < ? LIMIT ?)')
         .run(before, before, limit).changes
+    },
+
+    async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
+      // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
+      sql('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?')
+        .run(type, at, ip, userAgent, userId)
+    },
+
+    async listSecurityEvents (userId: number, limit: number) {
+      const rows = sql('SELECT type, at, ip, user_agent FROM security_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?')
+        .all(userId, limit) as Array<{ type: SecurityEvent['type'], at: number, ip: string | null, user_agent: string | null }>
+      return rows.map(row => ({ type: row.type, at: row.at, ip: row.ip, userAgent: row.user_agent }))
+    },
+
+    async pruneSecurityEvents (before: number, limit: number) {
+      return sql('DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < ? LIMIT ?)')
+        .run(before, limit).changes
     },
 
     async ping () {

@@ -1,3 +1,5 @@
+import type { SecurityEventType } from '../accounts/events.js'
+
 export interface UserRecord {
   id: number
   email: string
@@ -75,6 +77,14 @@ export interface ClaimedEmail extends Omit<OutgoingEmail, 'expiresAt'> {
   expiresAt: number
 }
 
+export interface SecurityEvent {
+  type: SecurityEventType
+  /** Epoch ms. */
+  at: number
+  ip: string | null
+  userAgent: string | null
+}
+
 /**
  * Everything the service keeps, behind one small interface with a MySQL and a SQLite
  * implementation. Emails arrive already normalised; the unique index decides duplicates.
@@ -138,6 +148,13 @@ export interface Store {
   pruneOutbox (now: number, limit: number): Promise<number>
   /** Deletes up to `limit` tokens both created and expired before `before`; returns how many. */
   pruneEmailTokens (before: number, limit: number): Promise<number>
+
+  /** Fails quietly (nothing recorded) when the user no longer exists. */
+  recordSecurityEvent (userId: number, event: SecurityEvent): Promise<void>
+  /** The user's `limit` latest events, newest first. */
+  listSecurityEvents (userId: number, limit: number): Promise<SecurityEvent[]>
+  /** Deletes up to `limit` events recorded before `before`; returns how many. */
+  pruneSecurityEvents (before: number, limit: number): Promise<number>
 
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>

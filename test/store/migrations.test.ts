@@ -4,8 +4,8 @@ import { createMigrator } from '../../src/migrator.js'
 import { openSqlite } from '../../src/store/sqlite.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0005-email']
-const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'users']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email']
+const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'security_events', 'sessions', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
   const url = await freshDatabase(t, dialect)
