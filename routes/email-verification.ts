@@ -7,7 +7,7 @@ import { NoContent } from '../src/schemas/problems.js'
 export const INVALID_VERIFICATION_TOKEN = 'The verification token is invalid, expired or already used; ask for a new one'
 
 const emailVerification: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { emailTokens, mail } = fastify
+  const { emailTokens, mail, securityEvents } = fastify
 
   fastify.post('/email-verification/confirm', {
     onRequest: acceptOnly('application/json'),
@@ -29,6 +29,7 @@ const emailVerification: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const userId = await emailTokens.verifyEmail(request.body.token)
     if (userId === undefined) throw new InvalidEmailToken(INVALID_VERIFICATION_TOKEN)
+    await securityEvents.record(userId, 'email_verified', request)
     request.log.info({ userId }, 'email address verified')
     return reply.code(204).send()
   })
@@ -53,7 +54,7 @@ const emailVerification: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = request.user!
     if (user.emailVerifiedAt !== null) throw new EmailAlreadyVerified()
     if (!mail.available) throw new ServiceUnavailable('Email cannot be sent: the service has no SMTP server configured')
-    const outcome = await emailTokens.sendVerification(user.email)
+    const { outcome } = await emailTokens.sendVerification(user.email)
     request.log.info({ userId: user.id, outcome }, 'verification email requested')
     return reply.code(202).send()
   })

@@ -19,11 +19,19 @@ async function normaliseNewPassword (request: FastifyRequest) {
 }
 
 const passwordReset: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { emailTokens, loginLimits, mail, passwords } = fastify
+  const { emailTokens, loginLimits, mail, passwords, securityEvents } = fastify
+  /** Accounts sent a reset email by a request, recorded once the answer is out. */
+  const requested = new WeakMap<FastifyRequest, number>()
 
   fastify.post('/password-reset', {
     onRequest: acceptOnly('application/json'),
     preValidation: normaliseEmailField,
+    // After the answer: the event is recorded for existing accounts only, which must not show in
+    // the time the answer takes.
+    onResponse: async (request) => {
+      const userId = requested.get(request)
+      if (userId !== undefined) await securityEvents.record(userId, 'password_reset_requested', request)
+    },
     schema: {
       operationId: 'requestPasswordReset',
       tags: ['account'],
@@ -43,7 +51,8 @@ const passwordReset: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     if (!mail.available) throw new ServiceUnavailable('Email cannot be sent: the service has no SMTP server configured')
     await loginLimits.checkAddress(request.ip)
-    const outcome = await emailTokens.requestPasswordReset(request.body.email, loginLimits.addressSubject(request.ip))
+    const { outcome, userId } = await emailTokens.requestPasswordReset(request.body.email, loginLimits.addressSubject(request.ip))
+    if (userId !== undefined) requested.set(request, userId)
     request.log.info({ outcome }, 'password reset requested')
     return reply.code(202).send()
   })
@@ -72,6 +81,7 @@ const passwordReset: FastifyPluginAsyncTypebox = async (fastify) => {
     const reset = await emailTokens.resetPassword(token, await passwords.hash(newPassword))
     if (reset === undefined) throw new InvalidEmailToken(INVALID_RESET_TOKEN)
     await loginLimits.clear(reset.email)
+    await securityEvents.record(reset.userId, 'password_reset', request)
     request.log.info({ userId: reset.userId }, 'password reset: every session ended')
     return reply.code(204).send()
   })

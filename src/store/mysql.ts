@@ -1,6 +1,6 @@
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type ClaimedEmail, type EmailTokenRequest, type LoginFailures, type NewRefreshToken, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
+import { toClaimedEmail, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type LoginFailures, type NewRefreshToken, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -258,7 +258,7 @@ export function createMysqlStore (pool: Pool): Store {
       // No account, or over the limit: the same statements run against user id 0, which matches
       // no row. The locking read makes concurrent requests for one account take turns, so the
       // hourly limit holds exactly.
-      return transaction(async connection => {
+      return transaction(async (connection): Promise<EmailTokenOutcome> => {
         if (attemptSubject !== undefined) await connection.execute('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)', [attemptSubject, now])
         const [users] = await connection.execute<Array<RowDataPacket & { id: number }>>('SELECT id FROM users WHERE email = ? FOR UPDATE', [email])
         const user = users[0]
@@ -270,7 +270,7 @@ export function createMysqlStore (pool: Pool): Store {
         await connection.execute('INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM users WHERE id = ?',
           [hash, purpose, now, expiresAt, userId])
         await connection.execute(INSERT_EMAIL, emailValues(userId, message, now))
-        return outcome
+        return outcome === 'issued' ? { outcome, userId } : { outcome }
       })
     },
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type EmailTokenRequest, type OutboxRow, type LoginFailures, type NewRefreshToken, type NewUser, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
+import { toClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type OutboxRow, type LoginFailures, type NewRefreshToken, type NewUser, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
 
 export type SqliteDatabase = Database.Database
 
@@ -92,7 +92,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       .run(userId, message.recipient, message.subject, message.text, message.html, message.link ?? null, now, message.expiresAt, now, userId, userId)
   }
   // No account, or over the limit: the same statements run against user id 0, which matches no row.
-  const issueEmailToken = db.transaction((request: EmailTokenRequest) => {
+  const issueEmailToken = db.transaction((request: EmailTokenRequest): EmailTokenOutcome => {
     const { email, purpose, hash, now, expiresAt, since, limit, message, attemptSubject } = request
     if (attemptSubject !== undefined) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(attemptSubject, now)
     const user = sql('SELECT id FROM users WHERE email = ?').get(email) as { id: number } | undefined
@@ -104,7 +104,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     sql('INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM users WHERE id = ?')
       .run(hash, purpose, now, expiresAt, userId)
     insertEmail(userId, message, now)
-    return outcome
+    return outcome === 'issued' ? { outcome, userId } : { outcome }
   })
   const spendToken = (hash: Buffer, purpose: string, now: number) => {
     const { changes } = sql('UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?')

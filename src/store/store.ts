@@ -68,7 +68,11 @@ export interface EmailTokenRequest {
   attemptSubject?: Buffer
 }
 
-export type EmailTokenOutcome = 'issued' | 'limited' | 'no_account'
+export interface EmailTokenOutcome {
+  outcome: 'issued' | 'limited' | 'no_account'
+  /** The account's id when a token was issued. */
+  userId?: number
+}
 
 /** One outbox row, claimed by one sender. */
 export interface ClaimedEmail extends Omit<OutgoingEmail, 'expiresAt'> {
