@@ -155,6 +155,7 @@ ${body}
 export function resetPasswordPage (basePath: string): Page {
   const { minLength, maxLength } = Password
   return page('Choose a new password', `<form id="form" data-endpoint="${escapeHtml(`${basePath}/password-reset/confirm`)}">
+<input type="text" name="username" autocomplete="username" hidden>
 <label for="new_password">New password</label>
 <input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="${minLength}" maxlength="${maxLength}" required>
 <p class="hint">${minLength} to ${maxLength} characters, not a common password. Every session of the account is signed out when it changes.</p>
