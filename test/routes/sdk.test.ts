@@ -16,6 +16,7 @@ type Journey = (baseUrl: string, email: string, password: string) => Promise<{
   me: unknown
   loggedIn: boolean
   loggedOut: boolean
+  emailFlows: Record<string, unknown>
 }>
 
 /** Type-checks one file with the project's compiler options, as `tsc --noEmit` would. */
@@ -47,7 +48,14 @@ t.test('an SDK generated from the served document signs up, logs in and calls th
   const { journey } = await import(pathToFileURL(CLIENT).href) as { journey: Journey }
   const result = await journey(base, 'Grace@Example.com', PASSWORD)
   t.match(result.created, { id: Number, email: 'grace@example.com', created_at: String })
-  t.same(result.me, result.created)
+  t.same(result.me, { ...result.created, email_verified: false })
   t.equal(result.loggedIn, true)
   t.equal(result.loggedOut, true)
+  t.same(result.emailFlows, {
+    resetRequested: 202,
+    badReset: 400,
+    badResetDetail: 'The reset token is invalid, expired or already used; ask for a new one',
+    badVerification: 400,
+    verificationRequested: 202
+  }, 'the email operations, typed by the generated SDK')
 })

@@ -8,12 +8,15 @@ import createClient from 'openapi-fetch'
 import type { components, paths } from '../artifacts/sdk/openapi.js'
 
 type User = components['schemas']['User']
+type CurrentUser = components['schemas']['CurrentUser']
 
 export interface Journey {
   created: User
-  me: User
+  me: CurrentUser
   loggedIn: boolean
   loggedOut: boolean
+  /** Statuses of: forgot password, a reset with a bad token, a verification with a bad token, asking for a new verification email. */
+  emailFlows: { resetRequested: number, badReset: number, badResetDetail: string, badVerification: number, verificationRequested: number }
 }
 
 export async function journey (baseUrl: string, email: string, password: string): Promise<Journey> {
@@ -37,7 +40,25 @@ export async function journey (baseUrl: string, email: string, password: string)
   const anonymous = await client.GET('/auth/status')
   if (status.data === undefined || anonymous.data === undefined) throw new Error('auth/status failed')
 
-  return { created: signup.data, me: me.data, loggedIn: status.data.logged_in, loggedOut: !anonymous.data.logged_in }
+  const reset = await client.POST('/password-reset', { body: { email } })
+  const badReset = await client.POST('/password-reset/confirm', { body: { token: 'not-a-token', new_password: 'a new passphrase 12' } })
+  if (badReset.error === undefined) throw new Error('a bad reset token was accepted')
+  const badVerification = await client.POST('/email-verification/confirm', { body: { token: 'not-a-token' } })
+  const verification = await client.POST('/users/me/email-verification', { headers: { authorization } })
+
+  return {
+    created: signup.data,
+    me: me.data,
+    loggedIn: status.data.logged_in,
+    loggedOut: !anonymous.data.logged_in,
+    emailFlows: {
+      resetRequested: reset.response.status,
+      badReset: badReset.response.status,
+      badResetDetail: badReset.error.detail,
+      badVerification: badVerification.response.status,
+      verificationRequested: verification.response.status
+    }
+  }
 }
 
 /** Never called: the type-check proves the generated types are precise enough to refuse these. */
@@ -50,6 +71,10 @@ export async function misuses (client: ReturnType<typeof createClient<paths>>) {
   await client.GET('/users/all')
   // @ts-expect-error: the token endpoint is POST only
   await client.GET('/token')
+  // @ts-expect-error: a reset needs the new password
+  await client.POST('/password-reset/confirm', { body: { token: 'abc' } })
+  // @ts-expect-error: forgot password needs the email
+  await client.POST('/password-reset', { body: {} })
   const { data } = await client.GET('/users/me')
   // @ts-expect-error: a user has no password field, in the types as on the wire
   return data?.password
