@@ -152,11 +152,11 @@ async function mailerPlugin (fastify: FastifyInstance) {
   let running: Promise<void> | undefined
   let again = false
   let timer: NodeJS.Timeout | undefined
-  let woken = false
+  let wakeTimer: NodeJS.Timeout | undefined
 
   function schedule () {
     clearTimeout(timer)
-    if (!stopped) timer = setTimeout(() => { pass().catch(() => {}) }, POLL_MS).unref()
+    if (!stopped) timer = setTimeout(() => { if (!stopped) pass().catch(() => {}) }, POLL_MS).unref()
   }
 
   function pass (): Promise<void> {
@@ -191,13 +191,11 @@ async function mailerPlugin (fastify: FastifyInstance) {
       mail.wake()
     },
     wake () {
-      if (!stopped && !woken) {
-        woken = true
-        setTimeout(() => {
-          woken = false
-          pass().catch(() => {})
-        }, WAKE_DELAY_MS).unref()
-      }
+      if (stopped || wakeTimer !== undefined) return
+      wakeTimer = setTimeout(() => {
+        wakeTimer = undefined
+        if (!stopped) pass().catch(() => {})
+      }, WAKE_DELAY_MS).unref()
     },
     flush: () => pass()
   }
@@ -212,6 +210,7 @@ async function mailerPlugin (fastify: FastifyInstance) {
   fastify.addHook('onClose', async () => {
     stopped = true
     clearTimeout(timer)
+    clearTimeout(wakeTimer)
     await running
     transport.close()
     log.debug('the email sender stopped')
