@@ -48,8 +48,11 @@ async function securityEventsPlugin (fastify: FastifyInstance) {
       log.warn({ err }, 'pruning security events failed; will try again')
     }
   }
-  const timer = setInterval(prune, PRUNE_EVERY_MS).unref()
-  fastify.addHook('onReady', prune)
+  let timer: NodeJS.Timeout | undefined
+  fastify.addHook('onReady', async () => {
+    await prune()
+    timer = setInterval(prune, PRUNE_EVERY_MS).unref()
+  })
   fastify.addHook('onClose', async () => clearInterval(timer))
 }
 

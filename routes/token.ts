@@ -7,15 +7,11 @@ import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
 import type { TokenRequest } from '../src/schemas/tokens.js'
 import { normaliseEmail } from '../src/accounts/email.js'
+import { failedPasswordCheck, isTooLong } from '../src/accounts/lifecycle.js'
+import { param } from '../src/oauth-params.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
 export const UNVERIFIED_EMAIL = 'The email address is not verified'
-const MAX_PASSWORD_CODE_POINTS = 128
-
-/** RFC 6749 §3.2: a parameter sent without a value is treated as omitted. */
-export function param (value: string | undefined): string | undefined {
-  return value === '' ? undefined : value
-}
 
 function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
@@ -25,7 +21,6 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
   const { store, passwords, sessions, loginLimits, securityEvents } = fastify
-  const { perAccount } = fastify.config.loginLimit
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
   async function passwordGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
@@ -34,17 +29,12 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     const password = required(params, 'password')
     const { accountFailures } = await loginLimits.check(email, address)
 
-    // Longer than any password the policy allows: refused without hashing it.
-    const tooLong = [...password].length > MAX_PASSWORD_CODE_POINTS
+    const tooLong = isTooLong(password)
     const user = tooLong ? undefined : await store.findUserByEmail(email)
     const { valid, needsRehash } = tooLong ? { valid: false, needsRehash: false } : await passwords.verify(user?.passwordHash, password)
     if (!valid || user === undefined) {
       log.info({ username: email, address }, 'failed login')
-      await loginLimits.failed(email, address)
-      if (user !== undefined) {
-        await securityEvents.record(user.id, 'login_failed', request)
-        if (accountFailures + 1 === perAccount) await securityEvents.record(user.id, 'locked', request)
-      }
+      await failedPasswordCheck(fastify, email, user, accountFailures, request)
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
     await loginLimits.succeeded(email, accountFailures)

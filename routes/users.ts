@@ -2,11 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { acceptOnly } from '../plugins/formbody.js'
+import { normaliseEmail } from '../src/accounts/email.js'
 import { InvalidField } from '../src/errors.js'
 import { authenticationProblems, commonProblems, json, problem, ref, STRICT_AUTH, unavailableProblem } from '../src/schemas/components.js'
 import type { CurrentUser, User } from '../src/schemas/users.js'
 import type { UserRecord } from '../src/store/store.js'
-import { normaliseEmail } from '../src/accounts/email.js'
 
 /** Runs before validation, so the limits apply to what will be stored and hashed. */
 async function normaliseCredentials (request: FastifyRequest) {

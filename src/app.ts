@@ -22,6 +22,9 @@ import schemasPlugin from '../plugins/schemas.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import drainPlugin from '../plugins/drain.js'
 import usersRoutes from '../routes/users.js'
+import accountRoutes from '../routes/account.js'
+import sessionsRoutes from '../routes/sessions.js'
+import eventsRoutes from '../routes/events.js'
 import tokenRoutes from '../routes/token.js'
 import revokeRoutes from '../routes/revoke.js'
 import logoutRoutes from '../routes/logout.js'
@@ -101,6 +104,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(swaggerPlugin)
 
   await fastify.register(usersRoutes)
+  await fastify.register(accountRoutes)
+  await fastify.register(sessionsRoutes)
+  await fastify.register(eventsRoutes)
   await fastify.register(tokenRoutes)
   await fastify.register(revokeRoutes)
   await fastify.register(logoutRoutes)

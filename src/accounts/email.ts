@@ -1,4 +1,4 @@
-/** Emails are trimmed and lower-cased before they are stored or looked up: one account per address. */
+/** One account per address: `A@X.io` and `a@x.io` are the same. */
 export function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }

@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox'
+import { ChangePasswordBody, DeleteAccountBody, SecurityEventList, SessionList } from './account.js'
 import { AuthorizationServerMetadata, JsonWebKeySet } from './discovery.js'
 import { Problem } from './problems.js'
 import { AuthStatus, Health } from './status.js'
@@ -26,7 +27,11 @@ export const components = {
   AuthStatus,
   Health,
   AuthorizationServerMetadata,
-  JsonWebKeySet
+  JsonWebKeySet,
+  ChangePasswordBody,
+  DeleteAccountBody,
+  SessionList,
+  SecurityEventList
 }
 export type ComponentName = keyof typeof components
 type Of<N extends ComponentName> = Static<typeof components[N]>
@@ -77,7 +82,7 @@ export const authenticationProblems = {
   400: problem('More than one Authorization header (RFC 6750 §3.1).', {
     'WWW-Authenticate': Type.String({ description: '`Bearer realm="auth-service", error="invalid_request", error_description="…"`' })
   }),
-  401: problem('No access token, or one that is malformed, expired, not yet valid, signed by an unknown key, for another issuer or audience, issued before a logout, or for a user that no longer exists.', {
+  401: problem('No access token, or one that is malformed, expired, not yet valid, signed by an unknown key, for another issuer or audience, issued before a logout, of a session that has ended (signed out, revoked, or ended by a password change), or for a user that no longer exists.', {
     'WWW-Authenticate': Type.String({ description: 'The RFC 6750 §3 challenge: `Bearer realm="auth-service"` when no bearer token was sent, with `error="invalid_token"` and an `error_description` when one was refused.' })
   })
 }
@@ -108,4 +113,10 @@ export const commonOAuthErrors = {
 /** What a route that sends email answers when it cannot, or when the database is unreachable. */
 export const mailUnavailableProblem = {
   503: problem('The database is unreachable, or the service has no way to send email (production without `SMTP_URL`): try again after `Retry-After` seconds.', RETRY_AFTER)
+}
+
+/** What an operation that re-authenticates with `current_password` answers besides its own. */
+export const reauthenticationProblems = {
+  403: problem('The current password is wrong. It counts as a failed login for the account.'),
+  429: problem('Too many failed logins for this account or from this address: refused, the right password included, until `Retry-After` seconds have passed. Also more than `RATE_LIMIT_PER_MINUTE` requests from this address in a minute, when that limit is set.', RETRY_AFTER)
 }

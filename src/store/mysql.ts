@@ -1,6 +1,6 @@
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type LoginFailures, type NewRefreshToken, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
+import { toClaimedEmail, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -29,10 +29,6 @@ const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, e
 const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
 const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
-const END_SESSIONS = [
-  'UPDATE users SET tokens_not_before = ? WHERE id = ?',
-  'UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL'
-] as const
 const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
   SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
 const SPEND_TOKEN = 'UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?'
@@ -40,6 +36,25 @@ const SPENT_TOKEN = 'SELECT t.user_id, u.email FROM account_tokens t JOIN users 
 
 function emailValues (userId: number | null, message: OutgoingEmail, now: number): Values {
   return [userId, message.recipient, message.subject, message.text, message.html, message.link ?? null, now, message.expiresAt, now, userId, userId]
+}
+
+const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL'
+const INSERT_SESSION = 'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
+const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
+  s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
+  FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
+
+interface SessionRow extends RowDataPacket {
+  id: Buffer
+  created_at: number
+  last_used_at: number
+  ip: string | null
+  user_agent: string | null
+}
+
+/** A row that names a user who is gone (deleted meanwhile). */
+function isForeignKeyFailure (err: unknown): boolean {
+  return (err as { code?: string }).code === 'ER_NO_REFERENCED_ROW_2'
 }
 
 /** The pool options the store relies on: UTC dates and full Unicode. */
@@ -155,6 +170,23 @@ export function createMysqlStore (pool: Pool): Store {
     return rows[0]
   }
 
+  function revokeFamily (familyId: Buffer, now: number) {
+    return transaction(async connection => {
+      await connection.execute(REVOKE_FAMILY, [now, familyId])
+      await connection.execute(END_FAMILY_SESSION, [now, familyId])
+    })
+  }
+
+  async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
+    await connection.execute(INSERT_SESSION, [session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent])
+    await connection.execute(INSERT_REFRESH_TOKEN, [token.hash, session.userId, session.id, token.createdAt, token.expiresAt])
+  }
+
+  async function endAllSessions (connection: PoolConnection, userId: number, now: number) {
+    await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
+    await connection.execute('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL', [now, userId])
+  }
+
   return {
     dialect: 'mysql',
 
@@ -184,6 +216,64 @@ export function createMysqlStore (pool: Pool): Store {
       await execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
 
+    async findAuthentication (userId: number, sessionId: Buffer) {
+      const [rows] = await execute<Array<UserRow & { session_live: number }>>(FIND_AUTHENTICATION, [sessionId, userId])
+      const row = rows[0]
+      if (row === undefined) return undefined
+      return { user: toUser(row)!, sessionLive: Number(row.session_live) === 1 } satisfies Authentication
+    },
+
+    async changePassword (userId, currentHash, newHash, next, token, now) {
+      return transaction(async connection => {
+        // The row lock this UPDATE takes makes a concurrent change wait, then find the hash changed.
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?', [newHash, userId, currentHash])
+        if (result.affectedRows !== 1) return false
+        await endAllSessions(connection, userId, now)
+        await insertSession(connection, next, token)
+        return true
+      })
+    },
+
+    async deleteUser (userId: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>('DELETE FROM users WHERE id = ?', [userId])
+        return result.affectedRows === 1
+      })
+    },
+
+    async createSession (session: NewSession, token: FirstRefreshToken) {
+      try {
+        await transaction(connection => insertSession(connection, session, token))
+        return true
+      } catch (err) {
+        if (isForeignKeyFailure(err)) return false
+        throw err
+      }
+    },
+
+    async listSessions (userId: number, now: number) {
+      const [rows] = await execute<SessionRow[]>(
+        'SELECT id, created_at, last_used_at, ip, user_agent FROM sessions WHERE user_id = ? AND ended_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id',
+        [userId, now])
+      return rows.map(toSession)
+    },
+
+    async endSession (userId: number, sessionId: Buffer, now: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?', [now, sessionId, userId, now])
+        if (result.affectedRows !== 1) return false
+        await connection.execute(REVOKE_FAMILY, [now, sessionId])
+        return true
+      })
+    },
+
+    async pruneSessions (now: number, limit: number) {
+      const [result] = await execute<ResultSetHeader>('DELETE FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?', [now, String(limit)])
+      return result.affectedRows
+    },
+
     async createRefreshToken ({ hash, userId, familyId, createdAt, expiresAt }: NewRefreshToken) {
       await execute(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
     },
@@ -199,13 +289,18 @@ export function createMysqlStore (pool: Pool): Store {
         const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
         const row = rows[0]!
         await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
-        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before) }
+        await connection.execute('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?', [now, next.expiresAt, row.family_id])
+        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before), sessionId: row.family_id }
+      }).catch(err => {
+        // The account was deleted while this refresh ran: its tokens are gone with it.
+        if (isForeignKeyFailure(err)) return undefined
+        throw err
       })
       if (rotated !== undefined) return rotated
 
       const row = await findRefreshToken(hash)
       if (row?.used_at != null) {
-        await retryOnDeadlock(() => execute(REVOKE_FAMILY, [now, row.family_id]))
+        await revokeFamily(row.family_id, now)
         return { outcome: 'reused', userId: Number(row.user_id) }
       }
       return { outcome: 'invalid' }
@@ -214,14 +309,14 @@ export function createMysqlStore (pool: Pool): Store {
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
       const row = await findRefreshToken(hash)
       if (row === undefined) return false
-      await retryOnDeadlock(() => execute(REVOKE_FAMILY, [now, row.family_id]))
+      await revokeFamily(row.family_id, now)
       return true
     },
 
     async endSessions (userId: number, notBefore: number, now: number) {
       await transaction(async connection => {
-        await connection.execute(END_SESSIONS[0], [notBefore, userId])
-        await connection.execute(END_SESSIONS[1], [now, userId])
+        await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [notBefore, userId])
+        await endAllSessions(connection, userId, now)
       })
     },
 
@@ -279,8 +374,8 @@ export function createMysqlStore (pool: Pool): Store {
         const spent = await spendToken(connection, hash, 'password_reset', now)
         if (spent === undefined) return undefined
         await connection.execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, spent.userId])
-        await connection.execute(END_SESSIONS[0], [now + 1, spent.userId])
-        await connection.execute(END_SESSIONS[1], [now, spent.userId])
+        await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [now + 1, spent.userId])
+        await endAllSessions(connection, spent.userId, now)
         return spent
       })
     },
@@ -352,6 +447,10 @@ export function createMysqlStore (pool: Pool): Store {
       await withConnection(connection => connection.query('SELECT 1'))
     }
   }
+}
+
+function toSession (row: SessionRow): SessionRecord {
+  return { id: row.id, createdAt: Number(row.created_at), lastUsedAt: Number(row.last_used_at), ip: row.ip, userAgent: row.user_agent }
 }
 
 function toUser (row: UserRow | undefined): UserRecord | undefined {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type OutboxRow, type LoginFailures, type NewRefreshToken, type NewUser, type OutgoingEmail, type Rotation, type SecurityEvent, type Store, type UserRecord } from './store.js'
+import { toClaimedEmail, type Authentication, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 export type SqliteDatabase = Database.Database
 
@@ -23,6 +23,21 @@ interface RefreshRow {
 }
 
 const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
+const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
+  s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
+  FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
+
+interface SessionRow {
+  id: Buffer
+  created_at: number
+  last_used_at: number
+  ip: string | null
+  user_agent: string | null
+}
+
+function isForeignKeyFailure (err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+}
 
 export function openSqlite (path: string): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -59,6 +74,16 @@ export function createSqliteStore (db: SqliteDatabase): Store {
   }
   const revokeFamily = (familyId: Buffer, now: number) => {
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, familyId)
+    sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL').run(now, familyId)
+  }
+  const insertSession = (session: NewSession, token: FirstRefreshToken) => {
+    sql('INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent)
+    insertRefreshToken({ ...token, userId: session.userId, familyId: session.id })
+  }
+  const endAllSessions = (userId: number, now: number) => {
+    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
+    sql('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL').run(now, userId)
   }
   const findRefreshToken = (hash: Buffer) => sql(
     'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
@@ -71,7 +96,8 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     const row = findRefreshToken(hash)
     if (changes === 1 && row !== undefined) {
       insertRefreshToken({ ...next, userId: row.user_id, familyId: row.family_id })
-      return { outcome: 'rotated', userId: row.user_id, tokensNotBefore: row.tokens_not_before }
+      sql('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?').run(now, next.expiresAt, row.family_id)
+      return { outcome: 'rotated', userId: row.user_id, tokensNotBefore: row.tokens_not_before, sessionId: row.family_id }
     }
     if (row?.used_at != null) {
       revokeFamily(row.family_id, now)
@@ -84,7 +110,22 @@ export function createSqliteStore (db: SqliteDatabase): Store {
   })
   const endSessions = db.transaction((userId: number, notBefore: number, now: number) => {
     sql('UPDATE users SET tokens_not_before = ? WHERE id = ?').run(notBefore, userId)
-    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
+    endAllSessions(userId, now)
+  })
+  const changePassword = db.transaction((userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number) => {
+    const { changes } = sql('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?').run(newHash, userId, currentHash)
+    if (changes !== 1) return false
+    endAllSessions(userId, now)
+    insertSession(next, token)
+    return true
+  })
+  const createSession = db.transaction(insertSession)
+  const endSession = db.transaction((userId: number, sessionId: Buffer, now: number) => {
+    const { changes } = sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?')
+      .run(now, sessionId, userId, now)
+    if (changes !== 1) return false
+    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, sessionId)
+    return true
   })
   const insertEmail = (userId: number | null, message: OutgoingEmail, now: number) => {
     sql(`INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
@@ -158,6 +199,44 @@ export function createSqliteStore (db: SqliteDatabase): Store {
 
     async updatePasswordHash (id: number, passwordHash: string) {
       sql('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id)
+    },
+
+    async findAuthentication (userId: number, sessionId: Buffer) {
+      const row = sql(FIND_AUTHENTICATION).get(sessionId, userId) as (UserRow & { session_live: number }) | undefined
+      if (row === undefined) return undefined
+      return { user: toUser(row)!, sessionLive: row.session_live === 1 } satisfies Authentication
+    },
+
+    async changePassword (userId, currentHash, newHash, next, token, now) {
+      return changePassword.immediate(userId, currentHash, newHash, next, token, now)
+    },
+
+    async deleteUser (userId: number) {
+      return sql('DELETE FROM users WHERE id = ?').run(userId).changes === 1
+    },
+
+    async createSession (session: NewSession, token: FirstRefreshToken) {
+      try {
+        createSession.immediate(session, token)
+        return true
+      } catch (err) {
+        if (isForeignKeyFailure(err)) return false
+        throw err
+      }
+    },
+
+    async listSessions (userId: number, now: number) {
+      const rows = sql('SELECT id, created_at, last_used_at, ip, user_agent FROM sessions WHERE user_id = ? AND ended_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id')
+        .all(userId, now) as SessionRow[]
+      return rows.map(toSession)
+    },
+
+    async endSession (userId: number, sessionId: Buffer, now: number) {
+      return endSession.immediate(userId, sessionId, now)
+    },
+
+    async pruneSessions (now: number, limit: number) {
+      return sql('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < ? LIMIT ?)').run(now, limit).changes
     },
 
     async createRefreshToken (token: NewRefreshToken) {
@@ -265,6 +344,10 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       sql('SELECT 1').get()
     }
   }
+}
+
+function toSession (row: SessionRow): SessionRecord {
+  return { id: row.id, createdAt: row.created_at, lastUsedAt: row.last_used_at, ip: row.ip, userAgent: row.user_agent }
 }
 
 function toUser (row: UserRow | undefined): UserRecord | undefined {

@@ -11,6 +11,11 @@ export interface UserRecord {
   emailVerifiedAt: number | null
 }
 
+/** The user of an authenticated request, and the session its access token belongs to. */
+export interface AuthenticatedUser extends UserRecord {
+  sessionId: string
+}
+
 export interface NewUser {
   email: string
   passwordHash: string
@@ -26,9 +31,37 @@ export interface NewRefreshToken {
   expiresAt: number
 }
 
+/** A login: the refresh-token family `id`, and what a person sees of it. Times in epoch ms. */
+export interface NewSession {
+  id: Buffer
+  userId: number
+  createdAt: number
+  /** Moves with each refresh: the expiry of the family's newest refresh token. */
+  expiresAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+export interface SessionRecord {
+  id: Buffer
+  createdAt: number
+  lastUsedAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+/** The first refresh token of a new session. */
+export type FirstRefreshToken = Omit<NewRefreshToken, 'userId' | 'familyId'>
+
+/** What strict authentication reads in one query: the user, and whether the token's session is live. */
+export interface Authentication {
+  user: UserRecord
+  sessionLive: boolean
+}
+
 export type Rotation =
   /** The old token is retired and its successor stored, in one transaction. */
-  | { outcome: 'rotated', userId: number, tokensNotBefore: number }
+  | { outcome: 'rotated', userId: number, tokensNotBefore: number, sessionId: Buffer }
   /** The token had already been used: its whole family is now revoked. */
   | { outcome: 'reused', userId: number }
   /** Unknown, expired or revoked. */
@@ -100,6 +133,28 @@ export interface Store {
   findUserByEmail (email: string): Promise<UserRecord | undefined>
   findUserById (id: number): Promise<UserRecord | undefined>
   updatePasswordHash (id: number, passwordHash: string): Promise<void>
+  /**
+   * The user, with whether the session `sessionId` is theirs and live, in one query: the only
+   * one an authenticated request makes.
+   */
+  findAuthentication (userId: number, sessionId: Buffer): Promise<Authentication | undefined>
+  /**
+   * Sets a new password hash if and only if the current one is still `currentHash` (of two
+   * concurrent changes exactly one wins), ends every session of the user and starts `next`,
+   * in one transaction. False when the hash had changed: nothing was done.
+   */
+  changePassword (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number): Promise<boolean>
+  /** Deletes the user and, by foreign keys, everything kept for them; false when already gone. */
+  deleteUser (userId: number): Promise<boolean>
+
+  /** A login: the session and its first refresh token, together. False when the user is gone. */
+  createSession (session: NewSession, token: FirstRefreshToken): Promise<boolean>
+  /** The user's live sessions, newest first. */
+  listSessions (userId: number, now: number): Promise<SessionRecord[]>
+  /** Ends one live session of the user and revokes its refresh tokens; false when there is none such. */
+  endSession (userId: number, sessionId: Buffer, now: number): Promise<boolean>
+  /** Deletes up to `limit` sessions whose refresh tokens all expired before `now`; returns how many. */
+  pruneSessions (now: number, limit: number): Promise<number>
 
   createRefreshToken (token: NewRefreshToken): Promise<void>
   /**
@@ -108,9 +163,9 @@ export interface Store {
    * one token exactly one succeeds.
    */
   rotateRefreshToken (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number): Promise<Rotation>
-  /** Revokes the family of the token with this hash; false when no such token exists. */
+  /** Revokes the family of the token with this hash and ends its session; false when no such token exists. */
   revokeRefreshTokenFamily (hash: Buffer, now: number): Promise<boolean>
-  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token. */
+  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token, ends every session. */
   endSessions (userId: number, notBefore: number, now: number): Promise<void>
   /** Deletes up to `limit` refresh tokens that expired before `now`; returns how many. */
   pruneRefreshTokens (now: number, limit: number): Promise<number>

@@ -17,6 +17,14 @@ type Journey = (baseUrl: string, email: string, password: string) => Promise<{
   loggedIn: boolean
   loggedOut: boolean
   emailFlows: Record<string, unknown>
+  sessions: Array<{ id: string, current: boolean, user_agent: string | null }>
+  endedSessionStatus: number
+  wrongPassword: { status: number, detail: string }
+  oldTokenWorks: boolean
+  newTokenWorks: boolean
+  events: Array<{ type: string }>
+  deleted: number
+  afterDeletion: number
 }>
 
 /** Type-checks one file with the project's compiler options, as `tsc --noEmit` would. */
@@ -58,4 +66,13 @@ t.test('an SDK generated from the served document signs up, logs in and calls th
     badVerification: 400,
     verificationRequested: 202
   }, 'the email operations, typed by the generated SDK')
+  t.same(result.sessions.map(s => s.current), [false, true], 'two devices, the newer first, the caller\'s current')
+  t.equal(result.sessions[0]!.user_agent, 'node', 'fetch\'s own user agent')
+  t.equal(result.endedSessionStatus, 401, 'the ended device is refused')
+  t.same(result.wrongPassword, { status: 403, detail: 'The current password is incorrect' })
+  t.equal(result.oldTokenWorks, false)
+  t.equal(result.newTokenWorks, true)
+  t.same(result.events.map(e => e.type), ['password_changed', 'login_failed', 'session_revoked', 'login', 'password_reset_requested', 'login', 'signup'])
+  t.equal(result.deleted, 204)
+  t.equal(result.afterDeletion, 401)
 })

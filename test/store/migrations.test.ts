@@ -40,6 +40,41 @@ eachDialect(t, 'migrations', async (t, dialect) => {
     t.same(await tables(), TABLES)
   })
 
+  t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0004-account-lifecycle'])
+    const live = Buffer.alloc(16, 1)
+    const revoked = Buffer.alloc(16, 2)
+    const rows: Array<[number, Buffer, number, number, number | null, number | null]> = [
+      // token, family, created, expires, used, revoked
+      [1, live, 1000, 9000, 2000, null],
+      [2, live, 2000, 10_000, null, null],
+      [3, revoked, 3000, 11_000, null, 4000]
+    ]
+    const sessions = async () => {
+      const sql = 'SELECT id, user_id, created_at, last_used_at, expires_at, ended_at, ip, user_agent FROM sessions ORDER BY created_at'
+      const found = dialect === 'sqlite'
+        ? (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql).all()
+        : (await (target as { pool: mysql.Pool }).pool.query(sql))[0]
+      return (found as Array<Record<string, unknown>>).map(row => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'bigint' || (typeof v === 'string' && /^\d+$/.test(v)) ? Number(v) : v])))
+    }
+    const run = async (sql: string, values: unknown[]) => {
+      if (dialect === 'sqlite') (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql).run(...values)
+      else await (target as { pool: mysql.Pool }).pool.execute(sql, values as never)
+    }
+    await run('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [7, 'ada@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
+    for (const [n, family, created, expires, used, revokedAt] of rows) {
+      await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
+    }
+    t.same(await migrator.up(), ['0004-account-lifecycle'])
+    t.same(await sessions(), [
+      { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
+      { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
+    ])
+    await run('DELETE FROM users WHERE id = ?', [7])
+    t.same(await sessions(), [], 'sessions go with their user')
+  })
+
   t.test('down reverts one migration at a time', async t => {
     t.same(await migrator.down(), [ALL.at(-1)])
     t.same(await migrator.pending(), [ALL.at(-1)])
