@@ -41,6 +41,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0005-email'])
     t.same(await migrator.down(), ['0004-account-lifecycle'])
     const live = Buffer.alloc(16, 1)
     const revoked = Buffer.alloc(16, 2)
@@ -66,7 +67,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
     }
-    t.same(await migrator.up(), ['0004-account-lifecycle'])
+    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email'])
     t.same(await sessions(), [
       { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
       { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
