@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, createUser, eachDialect, form, freshDatabase, login, PASSWORD, testNow } from '../helper.js'
+import { buildApp } from '../../src/app.js'
+import { build, createUser, eachDialect, form, freshDatabase, login, PASSWORD, testConfig, testNow } from '../helper.js'
 import { linkIn, smtpServer, subjectIs, type Inbox } from '../smtp.js'
 
 const NEW_PASSWORD = 'a brand new passphrase 42'
@@ -261,4 +263,33 @@ eachDialect(t, 'known and unknown emails answer alike: status, headers, body and
   const noise = Math.max(spread(samples.known), spread(samples.unknown))
   t.comment(`[${dialect}] median ms: known ${k.toFixed(3)}, unknown ${u.toFixed(3)}, difference ${(k - u).toFixed(3)}; interquartile range ${noise.toFixed(3)}`)
   t.ok(Math.abs(k - u) <= Math.max(noise, 0.5), `the medians differ by no more than the noise (${Math.abs(k - u).toFixed(3)} ms ≤ ${Math.max(noise, 0.5).toFixed(3)} ms)`)
+})
+
+eachDialect(t, 'with SMTP_URL no log line holds a reset or verification token, nor the new password', async (t, dialect) => {
+  const lines: string[] = []
+  const logStream = new Writable({
+    write (chunk, _encoding, callback) {
+      lines.push(...String(chunk).split('\n').filter(Boolean))
+      callback()
+    }
+  })
+  const inbox = await smtpServer(t)
+  const app = await buildApp({ config: testConfig(await freshDatabase(t, dialect), { LOG_LEVEL: 'trace', SMTP_URL: inbox.url }), now: testNow, logStream })
+  t.teardown(() => app.close())
+  await app.ready()
+
+  await createUser(app)
+  await app.mail.flush()
+  const verification = linkIn(await inbox.next(subjectIs('Verify your email address'))).token
+  const reset = await resetToken(app, inbox)
+  t.equal((await confirm(app, reset)).statusCode, 204)
+  t.equal((await app.inject({ method: 'POST', url: '/email-verification/confirm', payload: { token: verification } })).statusCode, 204)
+  t.equal((await confirm(app, reset)).statusCode, 400, 'a refused token is logged about too')
+
+  const log = lines.join('\n')
+  t.ok(lines.some(l => l.includes('"msg":"email sent"')), 'the sender logs what it sends')
+  t.notOk(log.includes(reset), 'no reset token')
+  t.notOk(log.includes(verification), 'no verification token')
+  t.notOk(log.includes(NEW_PASSWORD), 'no new password')
+  t.notOk(log.includes(inbox.url.split('@')[0]!.split(':').at(-1)!), 'no SMTP password')
 })
