@@ -85,6 +85,7 @@ async function mailerPlugin (fastify: FastifyInstance) {
 
   if (!available) {
     log.warn('SMTP_URL is not set: no email can be sent, so password resets and email verification answer 503')
+    if (config.emailVerification.required) log.warn('REQUIRE_VERIFIED_EMAIL is on but no email can be sent: new accounts cannot verify, so cannot log in')
   } else if (development) {
     log.info({ outbox: outboxDir }, 'SMTP_URL is not set: emails are written to the development outbox')
   }
