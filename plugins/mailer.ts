@@ -31,6 +31,11 @@ export interface Mail {
   wake (): void
   /** One sending pass now; resolves when it (and any pass it had to wait for) is over. */
   flush (): Promise<void>
+  /**
+   * Work that queues mail beside a request rather than before its answer; closing waits for it,
+   * then flush() sees what it queued. The task must not reject.
+   */
+  track (task: Promise<unknown>): void
 }
 
 const BATCH = 10
@@ -154,6 +159,7 @@ async function mailerPlugin (fastify: FastifyInstance) {
   let again = false
   let timer: NodeJS.Timeout | undefined
   let wakeTimer: NodeJS.Timeout | undefined
+  const tasks = new Set<Promise<unknown>>()
 
   function schedule () {
     clearTimeout(timer)
@@ -198,10 +204,18 @@ async function mailerPlugin (fastify: FastifyInstance) {
         if (!stopped) pass().catch(() => {})
       }, WAKE_DELAY_MS).unref()
     },
-    flush: () => pass()
+    async flush () {
+      await Promise.all(tasks)
+      await pass()
+    },
+    track (task) {
+      tasks.add(task)
+      task.finally(() => tasks.delete(task)).catch(() => {})
+    }
   }
   fastify.decorate('mail', mail)
 
+  fastify.addHook('onClose', async () => { await Promise.all(tasks) })
   if (!available) return
   fastify.addHook('onReady', async () => {
     stopped = false

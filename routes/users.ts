@@ -51,10 +51,11 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await fastify.store.createUser({ email, passwordHash, createdAt: new Date(fastify.now()) })
     request.log.info({ userId: user.id }, 'account created')
     if (fastify.mail.available) {
-      // The account exists either way: a verification email that could not be queued can be
-      // asked for again (POST /users/me/email-verification).
-      await fastify.emailTokens.sendVerification(user.email)
-        .catch(err => request.log.warn({ err, userId: user.id }, 'the verification email could not be queued'))
+      // Queued beside the answer, not before it: a slow database must not hold a signup that has
+      // already committed. The account exists either way, and a verification email that could
+      // not be queued can be asked for again (POST /users/me/email-verification).
+      fastify.mail.track(fastify.emailTokens.sendVerification(user.email)
+        .catch(err => request.log.warn({ err, userId: user.id }, 'the verification email could not be queued')))
     }
     await fastify.securityEvents.record(user.id, 'signup', request)
     return reply.code(201).header('location', '/users/me').send(userJson(user))
