@@ -11,6 +11,7 @@ import { failedPasswordCheck, isTooLong } from '../src/accounts/lifecycle.js'
 import { param } from '../src/oauth-params.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
+export const UNVERIFIED_EMAIL = 'The email address is not verified'
 
 function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
@@ -37,6 +38,11 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
     await loginLimits.succeeded(email, accountFailures)
+    // Said only after the right password, so it tells a guesser nothing.
+    if (fastify.config.emailVerification.required && user.emailVerifiedAt === null) {
+      log.info({ userId: user.id }, 'login refused: the email address is not verified')
+      throw new InvalidGrant(UNVERIFIED_EMAIL)
+    }
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
     const tokens = await sessions.start(user, request)
     await securityEvents.record(user.id, 'login', request)
@@ -63,7 +69,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
           'Cache-Control': Type.String({ description: 'no-store' }),
           Pragma: Type.String({ description: 'no-cache' })
         }),
-        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token).'),
+        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token; with `REQUIRE_VERIFIED_EMAIL=true`, the right password for an account whose email is not verified: `The email address is not verified`).'),
         413: oauthError('`invalid_request`: the body is larger than 16 KiB.'),
         415: oauthError('`invalid_request`: the body is not a form (application/x-www-form-urlencoded).'),
         ...commonOAuthErrors

@@ -11,6 +11,8 @@ import formbodyPlugin from '../plugins/formbody.js'
 import authenticatePlugin from '../plugins/authenticate.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
+import mailerPlugin from '../plugins/mailer.js'
+import emailTokensPlugin from '../plugins/email-tokens.js'
 import securityEventsPlugin from '../plugins/security-events.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
@@ -30,6 +32,9 @@ import statusRoutes from '../routes/status.js'
 import healthRoutes from '../routes/health.js'
 import wellKnownRoutes from '../routes/well-known.js'
 import openapiRoutes from '../routes/openapi.js'
+import passwordResetRoutes from '../routes/password-reset.js'
+import emailVerificationRoutes from '../routes/email-verification.js'
+import pagesRoutes from '../routes/pages.js'
 import type { Config } from './config.js'
 
 export interface AppOptions {
@@ -92,6 +97,8 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(securityEventsPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(loginLimitsPlugin)
+  await fastify.register(mailerPlugin)
+  await fastify.register(emailTokensPlugin)
   await fastify.register(schemasPlugin)
   // Before every route: @fastify/swagger documents the routes registered after it.
   await fastify.register(swaggerPlugin)
@@ -107,6 +114,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(healthRoutes)
   await fastify.register(wellKnownRoutes)
   await fastify.register(openapiRoutes)
+  await fastify.register(passwordResetRoutes)
+  await fastify.register(emailVerificationRoutes)
+  await fastify.register(pagesRoutes)
 }
 
 export default fp(app, { name: 'app' })

@@ -4,7 +4,8 @@ import { AuthorizationServerMetadata, JsonWebKeySet } from './discovery.js'
 import { Problem } from './problems.js'
 import { AuthStatus, Health } from './status.js'
 import { OAuthError, RevocationRequest, TokenRequest, TokenResponse } from './tokens.js'
-import { CreateUserBody, User } from './users.js'
+import { CreateUserBody, CurrentUser, User } from './users.js'
+import { EmailVerificationConfirmation, PasswordResetConfirmation, PasswordResetRequest } from './account-emails.js'
 
 /**
  * The schemas routes share, by name. plugins/schemas.ts registers each with `addSchema` under
@@ -16,6 +17,10 @@ export const components = {
   OAuthError,
   CreateUserBody,
   User,
+  CurrentUser,
+  PasswordResetRequest,
+  PasswordResetConfirmation,
+  EmailVerificationConfirmation,
   TokenRequest,
   TokenResponse,
   RevocationRequest,
@@ -103,6 +108,11 @@ export const commonOAuthErrors = {
   429: oauthError('`invalid_request`: too many requests from this address, or (on /token) too many failed logins for this account or address — the right password is refused too until `Retry-After` seconds have passed.', RETRY_AFTER),
   500: oauthError('`server_error`: the server could not complete the request.'),
   503: oauthError('`temporarily_unavailable`: the database is unreachable or too many logins are in progress.', RETRY_AFTER)
+}
+
+/** What a route that sends email answers when it cannot, or when the database is unreachable. */
+export const mailUnavailableProblem = {
+  503: problem('The database is unreachable, or the service has no way to send email (production without `SMTP_URL`): try again after `Retry-After` seconds.', RETRY_AFTER)
 }
 
 /** What an operation that re-authenticates with `current_password` answers besides its own. */

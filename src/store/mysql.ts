@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import type { Authentication, FirstRefreshToken, LoginFailures, NewRefreshToken, NewSession, NewUser, Rotation, SecurityEvent, SessionRecord, Store, UserRecord } from './store.js'
+import { toClaimedEmail, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -9,6 +9,14 @@ interface UserRow extends RowDataPacket {
   password_hash: string
   created_at: Date
   tokens_not_before: number
+  email_verified_at: number | null
+}
+
+type OutboxRow = RowDataPacket & OutboxColumns
+
+interface SpentRow extends RowDataPacket {
+  user_id: number
+  email: string
 }
 
 interface RefreshRow extends RowDataPacket {
@@ -18,11 +26,20 @@ interface RefreshRow extends RowDataPacket {
   tokens_not_before: number
 }
 
-const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before'
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
 const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
 const USE_REFRESH_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'
 const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
+const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
+  SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
+const SPEND_TOKEN = 'UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?'
+const SPENT_TOKEN = 'SELECT t.user_id, u.email FROM account_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?'
+
+function emailValues (userId: number | null, message: OutgoingEmail, now: number): Values {
+  return [userId, message.recipient, message.subject, message.text, message.html, message.link ?? null, now, message.expiresAt, now, userId, userId]
+}
+
 const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL'
 const INSERT_SESSION = 'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
 const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
@@ -185,6 +202,14 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     }))
   }
 
+  /** The user and email of a live token of this purpose, now spent; undefined when it was not live. */
+  async function spendToken (connection: PoolConnection, hash: Buffer, purpose: string, now: number) {
+    const [result] = await connection.execute<ResultSetHeader>(SPEND_TOKEN, [now, hash, purpose, now])
+    if (result.affectedRows !== 1) return undefined
+    const [rows] = await connection.execute<SpentRow[]>(SPENT_TOKEN, [hash])
+    return { userId: Number(rows[0]!.user_id), email: rows[0]!.email }
+  }
+
   async function findRefreshToken (hash: Buffer) {
     const [rows] = await execute<RefreshRow[]>(await causal(FIND_REFRESH_TOKEN), [hash])
     return rows[0]
@@ -215,7 +240,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
         const [result] = await write<ResultSetHeader>(
           'INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)',
           [email, passwordHash, createdAt])
-        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0 }
+        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null }
       } catch (err) {
         if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new EmailTaken()
         throw err
@@ -368,6 +393,82 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return result.affectedRows
     },
 
+    async issueEmailToken ({ email, purpose, hash, now, expiresAt, since, limit, message, attemptSubject }: EmailTokenRequest) {
+      // No account, or over the limit: the same statements run against user id 0, which matches
+      // no row. The locking read makes concurrent requests for one account take turns, so the
+      // hourly limit holds exactly.
+      return transaction(async (connection): Promise<EmailTokenOutcome> => {
+        if (attemptSubject !== undefined) await connection.execute('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)', [attemptSubject, now])
+        const [users] = await connection.execute<Array<RowDataPacket & { id: number }>>('SELECT id FROM users WHERE email = ? FOR UPDATE', [email])
+        const user = users[0]
+        const [counts] = await connection.execute<Array<RowDataPacket & { count: number }>>(
+          'SELECT COUNT(*) AS count FROM account_tokens WHERE user_id = ? AND purpose = ? AND created_at > ?', [user?.id ?? 0, purpose, since])
+        const outcome = user === undefined ? 'no_account' as const : Number(counts[0]!.count) >= limit ? 'limited' as const : 'issued' as const
+        const userId = outcome === 'issued' ? Number(user!.id) : 0
+        await connection.execute('UPDATE account_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL', [now, userId, purpose])
+        await connection.execute('INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM users WHERE id = ?',
+          [hash, purpose, now, expiresAt, userId])
+        await connection.execute(INSERT_EMAIL, emailValues(userId, message, now))
+        return outcome === 'issued' ? { outcome, userId } : { outcome }
+      })
+    },
+
+    async resetPassword (hash: Buffer, passwordHash: string, now: number) {
+      return transaction(async connection => {
+        const spent = await spendToken(connection, hash, 'password_reset', now)
+        if (spent === undefined) return undefined
+        await connection.execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, spent.userId])
+        await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [now + 1, spent.userId])
+        await endAllSessions(connection, spent.userId, now)
+        return spent
+      }, { causal: true })
+    },
+
+    async verifyEmail (hash: Buffer, now: number) {
+      return transaction(async connection => {
+        const spent = await spendToken(connection, hash, 'email_verification', now)
+        if (spent === undefined) return undefined
+        await connection.execute('UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL', [now, spent.userId])
+        return spent.userId
+      }, { causal: true })
+    },
+
+    async enqueueEmail (message: OutgoingEmail & { userId?: number }, now: number) {
+      await write(INSERT_EMAIL, emailValues(message.userId ?? null, message, now))
+    },
+
+    async claimEmails (claimId: Buffer, now: number, claimedUntil: number, limit: number): Promise<ClaimedEmail[]> {
+      await write(
+        `UPDATE outbox SET claim_id = ?, claimed_until = ? WHERE next_attempt_at <= ? AND expires_at > ?
+          AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?`,
+        [claimId, claimedUntil, now, now, now, String(limit)])
+      const [rows] = await execute<OutboxRow[]>(await causal(
+        'SELECT id, recipient, subject, text_body, html_body, link, attempts, expires_at FROM outbox WHERE claim_id = ? ORDER BY id'), [claimId])
+      return rows.map(toClaimedEmail)
+    },
+
+    async deleteEmail (id: number, claimId: Buffer) {
+      await write('DELETE FROM outbox WHERE id = ? AND claim_id = ?', [id, claimId])
+    },
+
+    async emailFailed (id: number, claimId: Buffer, nextAttemptAt: number, error: string) {
+      await write(
+        'UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim_id = NULL, claimed_until = NULL, last_error = ? WHERE id = ? AND claim_id = ?',
+        [nextAttemptAt, error.slice(0, 255), id, claimId])
+    },
+
+    async pruneOutbox (now: number, limit: number) {
+      const [result] = await write<ResultSetHeader>(
+        'DELETE FROM outbox WHERE expires_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?', [now, now, String(limit)])
+      return result.affectedRows
+    },
+
+    async pruneEmailTokens (before: number, limit: number) {
+      const [result] = await write<ResultSetHeader>(
+        'DELETE FROM account_tokens WHERE expires_at < ? AND created_at < ? ORDER BY expires_at LIMIT ?', [before, before, String(limit)])
+      return result.affectedRows
+    },
+
     async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
       // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
       await write('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?',
@@ -403,6 +504,7 @@ function toUser (row: UserRow | undefined): UserRecord | undefined {
     email: row.email,
     passwordHash: row.password_hash,
     createdAt: row.created_at,
-    tokensNotBefore: Number(row.tokens_not_before)
+    tokensNotBefore: Number(row.tokens_not_before),
+    emailVerifiedAt: row.email_verified_at === null ? null : Number(row.email_verified_at)
   }
 }

@@ -7,6 +7,8 @@ export interface UserRecord {
   createdAt: Date
   /** Access tokens issued before this instant (epoch ms) are refused; logout moves it. */
   tokensNotBefore: number
+  /** When the email address was verified (epoch ms); null until then. */
+  emailVerifiedAt: number | null
 }
 
 /** The user of an authenticated request, and the session its access token belongs to. */
@@ -69,6 +71,47 @@ export interface LoginFailures {
   subject: Buffer
   count: number
   oldest: number
+}
+
+export type TokenPurpose = 'password_reset' | 'email_verification'
+
+/** A message for the outbox; the bodies hold the link, so the row is deleted once sent. */
+export interface OutgoingEmail {
+  recipient: string
+  subject: string
+  text: string
+  html: string
+  link?: string
+  /** Not sent after this instant (epoch ms): its link has expired by then. */
+  expiresAt: number
+}
+
+export interface EmailTokenRequest {
+  /** The account's email; nothing is written when no account has it, but the same queries run. */
+  email: string
+  purpose: TokenPurpose
+  hash: Buffer
+  now: number
+  expiresAt: number
+  /** At most `limit` tokens of this purpose since `since` (the hourly email limit). */
+  since: number
+  limit: number
+  message: OutgoingEmail
+  /** Recorded in login_failures in the same transaction (the per-address limit), whatever the outcome. */
+  attemptSubject?: Buffer
+}
+
+export interface EmailTokenOutcome {
+  outcome: 'issued' | 'limited' | 'no_account'
+  /** The account's id when a token was issued. */
+  userId?: number
+}
+
+/** One outbox row, claimed by one sender. */
+export interface ClaimedEmail extends Omit<OutgoingEmail, 'expiresAt'> {
+  id: number
+  attempts: number
+  expiresAt: number
 }
 
 export interface SecurityEvent {
@@ -135,6 +178,36 @@ export interface Store {
   /** Deletes up to `limit` failures recorded before `before`; returns how many. */
   pruneLoginFailures (before: number, limit: number): Promise<number>
 
+  /**
+   * Issues a reset or verification token and queues its email, in one transaction: supersedes
+   * the account's older tokens of the purpose, unless the hourly limit is reached. The same
+   * statements run whether or not the account exists, so the answer takes the same time.
+   */
+  issueEmailToken (request: EmailTokenRequest): Promise<EmailTokenOutcome>
+  /**
+   * Spends a live password-reset token (a conditional update: of two concurrent uses exactly one
+   * wins) and, in the same transaction, sets the new password hash and ends every session
+   * (access tokens issued before `now + 1` refused, refresh tokens revoked).
+   */
+  resetPassword (hash: Buffer, passwordHash: string, now: number): Promise<{ userId: number, email: string } | undefined>
+  /** Spends a live verification token and marks the account's email verified. */
+  verifyEmail (hash: Buffer, now: number): Promise<number | undefined>
+  /** Queues an email that carries no token (a notice). */
+  enqueueEmail (message: OutgoingEmail & { userId?: number }, now: number): Promise<void>
+  /**
+   * Claims up to `limit` due messages for `claimedUntil` with one conditional UPDATE, so two
+   * senders never hold one message, and returns them.
+   */
+  claimEmails (claimId: Buffer, now: number, claimedUntil: number, limit: number): Promise<ClaimedEmail[]>
+  /** Deletes a message that was sent (or can never be), if this claim still holds it. */
+  deleteEmail (id: number, claimId: Buffer): Promise<void>
+  /** Releases a message for another attempt at `nextAttemptAt`. */
+  emailFailed (id: number, claimId: Buffer, nextAttemptAt: number, error: string): Promise<void>
+  /** Deletes up to `limit` messages not sent before they expired; returns how many. */
+  pruneOutbox (now: number, limit: number): Promise<number>
+  /** Deletes up to `limit` tokens both created and expired before `before`; returns how many. */
+  pruneEmailTokens (before: number, limit: number): Promise<number>
+
   /** Fails quietly (nothing recorded) when the user no longer exists. */
   recordSecurityEvent (userId: number, event: SecurityEvent): Promise<void>
   /** The user's `limit` latest events, newest first. */
@@ -144,4 +217,29 @@ export interface Store {
 
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>
+}
+
+/** An outbox row as both databases return it. */
+export interface OutboxRow {
+  id: number
+  recipient: string
+  subject: string
+  text_body: string
+  html_body: string
+  link: string | null
+  attempts: number
+  expires_at: number
+}
+
+export function toClaimedEmail (row: OutboxRow): ClaimedEmail {
+  return {
+    id: Number(row.id),
+    recipient: row.recipient,
+    subject: row.subject,
+    text: row.text_body,
+    html: row.html_body,
+    ...(row.link === null ? {} : { link: row.link }),
+    attempts: Number(row.attempts),
+    expiresAt: Number(row.expires_at)
+  }
 }

@@ -8,14 +8,17 @@ import createClient from 'openapi-fetch'
 import type { components, paths } from '../artifacts/sdk/openapi.js'
 
 type User = components['schemas']['User']
+type CurrentUser = components['schemas']['CurrentUser']
 type SessionList = components['schemas']['SessionList']
 type SecurityEventList = components['schemas']['SecurityEventList']
 
 export interface Journey {
   created: User
-  me: User
+  me: CurrentUser
   loggedIn: boolean
   loggedOut: boolean
+  /** Statuses of: forgot password, a reset with a bad token, a verification with a bad token, asking for a new verification email. */
+  emailFlows: { resetRequested: number, badReset: number, badResetDetail: string, badVerification: number, verificationRequested: number }
   /** The sessions after a second login, as the first one sees them. */
   sessions: SessionList['sessions']
   /** The status of the second session's /users/me once the first ended it. */
@@ -51,6 +54,12 @@ export async function journey (baseUrl: string, email: string, password: string)
   const status = await client.GET('/auth/status', { headers: { authorization } })
   const anonymous = await client.GET('/auth/status')
   if (status.data === undefined || anonymous.data === undefined) throw new Error('auth/status failed')
+
+  const reset = await client.POST('/password-reset', { body: { email } })
+  const badReset = await client.POST('/password-reset/confirm', { body: { token: 'not-a-token', new_password: 'a new passphrase 12' } })
+  if (badReset.error === undefined) throw new Error('a bad reset token was accepted')
+  const badVerification = await client.POST('/email-verification/confirm', { body: { token: 'not-a-token' } })
+  const verification = await client.POST('/users/me/email-verification', { headers: { authorization } })
 
   // A second device, then the first one lists the devices and ends the second.
   const second = await client.POST('/token', {
@@ -93,6 +102,13 @@ export async function journey (baseUrl: string, email: string, password: string)
     me: me.data,
     loggedIn: status.data.logged_in,
     loggedOut: !anonymous.data.logged_in,
+    emailFlows: {
+      resetRequested: reset.response.status,
+      badReset: badReset.response.status,
+      badResetDetail: badReset.error.detail,
+      badVerification: badVerification.response.status,
+      verificationRequested: verification.response.status
+    },
     sessions: listed.data.sessions,
     endedSessionStatus: endedSession.response.status,
     wrongPassword: { status: wrong.response.status, detail: wrong.error.detail },
@@ -114,6 +130,10 @@ export async function misuses (client: ReturnType<typeof createClient<paths>>) {
   await client.GET('/users/all')
   // @ts-expect-error: the token endpoint is POST only
   await client.GET('/token')
+  // @ts-expect-error: a reset needs the new password
+  await client.POST('/password-reset/confirm', { body: { token: 'abc' } })
+  // @ts-expect-error: forgot password needs the email
+  await client.POST('/password-reset', { body: {} })
   // @ts-expect-error: deleting the account takes the current password
   await client.DELETE('/users/me', { body: {} })
   // @ts-expect-error: a password change names both passwords
