@@ -78,6 +78,8 @@ const passwordReset: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { token, new_password: newPassword } = request.body
     if (passwords.isCommon(newPassword)) throw new InvalidField('new_password', 'is too common: it appears on lists of breached passwords')
+    // A made-up token is refused before any hashing; the spend below decides, atomically.
+    if (!await emailTokens.resetTokenIsLive(token)) throw new InvalidEmailToken(INVALID_RESET_TOKEN)
     const reset = await emailTokens.resetPassword(token, await passwords.hash(newPassword))
     if (reset === undefined) throw new InvalidEmailToken(INVALID_RESET_TOKEN)
     await loginLimits.clear(reset.email)

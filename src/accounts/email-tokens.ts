@@ -57,6 +57,8 @@ export function emailTokens ({ store, config, now, wake }: EmailTokensDeps) {
      * Sets the password hash if the token is live, ending every session in the same
      * transaction; undefined for an unknown, expired, spent or superseded token.
      */
+    /** A cheap read, so that a made-up token costs no password hash. */
+    resetTokenIsLive: (token: string) => store.isEmailTokenLive(hashToken(token), 'password_reset', now()),
     resetPassword: (token: string, passwordHash: string) => store.resetPassword(hashToken(token), passwordHash, now()),
     /** The verified account's id; undefined for a token that is not live. */
     verifyEmail: (token: string) => store.verifyEmail(hashToken(token), now())

@@ -413,6 +413,11 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       })
     },
 
+    async isEmailTokenLive (hash: Buffer, purpose: string, now: number) {
+      const [rows] = await execute<RowDataPacket[]>(await causal('SELECT 1 AS live FROM account_tokens WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?'), [hash, purpose, now])
+      return rows.length > 0
+    },
+
     async resetPassword (hash: Buffer, passwordHash: string, now: number) {
       return transaction(async connection => {
         const spent = await spendToken(connection, hash, 'password_reset', now)

@@ -285,6 +285,10 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       return issueEmailToken(request)
     },
 
+    async isEmailTokenLive (hash: Buffer, purpose: string, now: number) {
+      return sql('SELECT 1 AS live FROM account_tokens WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?').get(hash, purpose, now) !== undefined
+    },
+
     async resetPassword (hash: Buffer, passwordHash: string, now: number) {
       return resetPassword(hash, passwordHash, now)
     },

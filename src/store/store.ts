@@ -190,6 +190,8 @@ export interface Store {
    * (access tokens issued before `now + 1` refused, refresh tokens revoked).
    */
   resetPassword (hash: Buffer, passwordHash: string, now: number): Promise<{ userId: number, email: string } | undefined>
+  /** Whether a token of the purpose is live (a read only: a cheap check before hashing a password). */
+  isEmailTokenLive (hash: Buffer, purpose: 'password_reset' | 'email_verification', now: number): Promise<boolean>
   /** Spends a live verification token and marks the account's email verified. */
   verifyEmail (hash: Buffer, now: number): Promise<number | undefined>
   /** Queues an email that carries no token (a notice). */

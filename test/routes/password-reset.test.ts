@@ -137,6 +137,16 @@ eachDialect(t, 'a bad token gets one answer: unknown, expired, spent or supersed
     t.same(answer, { status: 400, body: { type: 'about:blank', title: 'Bad Request', status: 400, detail: INVALID_TOKEN } })
   }
 
+  t.test('a token that is not live costs no password hash', async t => {
+    const { passwords } = app
+    const hash = passwords.hash
+    let hashed = 0
+    passwords.hash = async password => { hashed++; return hash(password) }
+    t.teardown(() => { passwords.hash = hash })
+    for (const token of ['an-unknown-token-that-was-never-issued-0000000', expired, spent, superseded]) await record(token)
+    t.equal(hashed, 0)
+  })
+
   t.test('a new password outside the policy: 400 with errors, and the token stays usable', async t => {
     const short = await confirm(app, newer, 'short')
     t.equal(short.statusCode, 400)
