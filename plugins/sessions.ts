@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clientInfo } from '../src/accounts/client.js'
 import { decodeSessionId, encodeSessionId, newSessionId } from '../src/accounts/session-id.js'
 import { InvalidGrant } from '../src/errors.js'
+import type { TokenResponse } from '../src/schemas/tokens.js'
 import type { FirstRefreshToken, NewSession, SessionRecord, UserRecord } from '../src/store/store.js'
 
 declare module 'fastify' {
@@ -18,6 +19,17 @@ export interface IssuedTokens {
   refreshToken: string
   /** The session the tokens belong to (the access token's `sid`). */
   sessionId: string
+}
+
+/** A token pair as RFC 6749 §5.1 answers it, never cached (the POST /token success). */
+export function tokenResponse (reply: FastifyReply, tokens: IssuedTokens): TokenResponse {
+  reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+  return {
+    access_token: tokens.accessToken,
+    token_type: 'Bearer',
+    expires_in: tokens.expiresIn,
+    refresh_token: tokens.refreshToken
+  }
 }
 
 /** A new session, ready to be stored, and the tokens it will answer with once it is. */

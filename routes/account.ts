@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { acceptOnly } from '../plugins/formbody.js'
+import { tokenResponse } from '../plugins/sessions.js'
 import { changePassword, deleteAccount } from '../src/accounts/lifecycle.js'
 import {
   authenticationProblems, commonProblems, json, problem, reauthenticationProblems, ref, STRICT_AUTH, unavailableProblem
@@ -49,13 +50,7 @@ const account: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { current_password: current, new_password: next } = request.body
     const tokens = await changePassword(fastify, request.user!, current, next, request)
-    reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-    return {
-      access_token: tokens.accessToken,
-      token_type: 'Bearer' as const,
-      expires_in: tokens.expiresIn,
-      refresh_token: tokens.refreshToken
-    }
+    return tokenResponse(reply, tokens)
   })
 
   fastify.delete('/users/me', {

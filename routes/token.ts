@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
-import type { IssuedTokens } from '../plugins/sessions.js'
+import { tokenResponse, type IssuedTokens } from '../plugins/sessions.js'
 import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
 import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
@@ -93,13 +93,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
         throw new UnsupportedGrantType()
     }
 
-    reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-    return {
-      access_token: tokens.accessToken,
-      token_type: 'Bearer' as const,
-      expires_in: tokens.expiresIn,
-      refresh_token: tokens.refreshToken
-    }
+    return tokenResponse(reply, tokens)
   })
 }
 
