@@ -52,14 +52,25 @@ async function passwordsPlugin (fastify: FastifyInstance) {
   const limiter = createLimiter(concurrency, queue, () => Object.assign(
     new ServiceUnavailable('Too many logins are in progress; try again shortly'), { retryAfter: 1 }))
 
+  fastify.metrics.watchHashing(limiter)
+  const { passwordHashSeconds } = fastify.metrics
+  async function timed<T> (task: () => Promise<T>): Promise<T> {
+    const end = passwordHashSeconds.startTimer()
+    try {
+      return await task()
+    } finally {
+      end()
+    }
+  }
+
   fastify.decorate('passwords', {
-    hash: (password: string) => limiter.run(() => argon2.hash(password.normalize('NFC'), options)),
+    hash: (password: string) => limiter.run(() => timed(() => argon2.hash(password.normalize('NFC'), options))),
     async verify (hash: string | undefined, password: string) {
-      const valid = await limiter.run(() => argon2.verify(hash ?? dummyHash, password.normalize('NFC')))
+      const valid = await limiter.run(() => timed(() => argon2.verify(hash ?? dummyHash, password.normalize('NFC'))))
       return { valid: valid && hash !== undefined, needsRehash: valid && hash !== undefined && argon2.needsRehash(hash, cost) }
     },
     isCommon: (password: string) => COMMON_PASSWORDS.has(password.normalize('NFC').toLowerCase())
   })
 }
 
-export default fp(passwordsPlugin, { name: 'passwords', dependencies: ['config'] })
+export default fp(passwordsPlugin, { name: 'passwords', dependencies: ['config', 'metrics'] })

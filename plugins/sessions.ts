@@ -61,6 +61,7 @@ async function sessionsPlugin (fastify: FastifyInstance) {
       const now = fastify.now()
       const { token, row } = newRefreshToken(now)
       const rotation = await store.rotateRefreshToken(hashToken(refreshToken), row, now)
+      fastify.metrics.refreshes.inc({ outcome: rotation.outcome })
       if (rotation.outcome === 'reused') {
         log.warn({ userId: rotation.userId }, 'a retired refresh token was presented again: its family is revoked')
       }
@@ -93,4 +94,4 @@ async function sessionsPlugin (fastify: FastifyInstance) {
   fastify.addHook('onClose', async () => clearInterval(timer))
 }
 
-export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt'] })
+export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt', 'metrics'] })

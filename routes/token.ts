@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
 import type { IssuedTokens } from '../plugins/sessions.js'
-import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
+import type { LoginOutcome } from '../plugins/metrics.js'
+import { InvalidGrant, InvalidRequest, InvalidScope, TooManyAttempts, UnsupportedGrantType } from '../src/errors.js'
 import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
 import type { TokenRequest } from '../src/schemas/tokens.js'
@@ -22,14 +23,22 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
   return value
 }
 
+/** How a password grant ended, for auth_logins_total; undefined when it was no login attempt. */
+function loginOutcome (err: unknown): LoginOutcome | undefined {
+  if (err instanceof TooManyAttempts) return 'locked'
+  if (err instanceof InvalidGrant) return 'invalid_credentials'
+  if (err instanceof InvalidRequest) return undefined
+  return 'unavailable'
+}
+
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, sessions, loginLimits } = fastify
+  const { store, passwords, sessions, loginLimits, metrics } = fastify
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
   async function passwordGrant (params: TokenRequest, address: string, log: FastifyBaseLogger): Promise<IssuedTokens> {
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
-    const { accountFailures } = await loginLimits.check(email, address)
+    const seen = await loginLimits.check(email, address)
 
     // Longer than any password the policy allows: refused without hashing it.
     const tooLong = [...password].length > MAX_PASSWORD_CODE_POINTS
@@ -37,10 +46,10 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     const { valid, needsRehash } = tooLong ? { valid: false, needsRehash: false } : await passwords.verify(user?.passwordHash, password)
     if (!valid || user === undefined) {
       log.info({ username: email, address }, 'failed login')
-      await loginLimits.failed(email, address)
+      await loginLimits.failed(email, address, seen)
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
-    await loginLimits.succeeded(email, accountFailures)
+    await loginLimits.succeeded(email, seen.accountFailures)
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
     return sessions.start(user)
   }
@@ -80,7 +89,14 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     let tokens: IssuedTokens
     switch (grantType) {
       case 'password':
-        tokens = await passwordGrant(params, request.ip, request.log)
+        try {
+          tokens = await passwordGrant(params, request.ip, request.log)
+        } catch (err) {
+          const outcome = loginOutcome(err)
+          if (outcome !== undefined) metrics.logins.inc({ outcome })
+          throw err
+        }
+        metrics.logins.inc({ outcome: 'success' })
         break
       case 'refresh_token':
         tokens = await refreshGrant(params)

@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin from '../plugins/config.js'
 import storePlugin from '../plugins/store.js'
+import metricsPlugin from '../plugins/metrics.js'
 import passwordsPlugin from '../plugins/passwords.js'
 import jwtPlugin from '../plugins/jwt.js'
 import formbodyPlugin from '../plugins/formbody.js'
@@ -75,6 +76,7 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
 
 async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(configPlugin, opts)
+  await fastify.register(metricsPlugin)
   await fastify.register(requestIdPlugin)
   await fastify.register(problemsPlugin)
   await fastify.register(drainPlugin)

@@ -35,7 +35,10 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   CORS_ORIGINS: Type.Optional(Type.String()),
-  MIGRATE_ON_START: Type.Boolean({ default: true })
+  MIGRATE_ON_START: Type.Boolean({ default: true }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^/]+' }))
 })
 
 type Env = Static<typeof EnvSchema>
@@ -81,6 +84,10 @@ export interface Config {
   trustProxy?: boolean | string
   corsOrigins: string[]
   migrateOnStart: boolean
+  /** The Prometheus listener, apart from the API's; off without a port. */
+  metrics?: { port: number, host: string }
+  /** OTLP/HTTP traces go to `${otlpEndpoint}/v1/traces`; unset, tracing is not even loaded. */
+  otlpEndpoint?: string
 }
 
 export class ConfigError extends Error {
@@ -129,7 +136,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
-    migrateOnStart: env.MIGRATE_ON_START
+    migrateOnStart: env.MIGRATE_ON_START,
+    metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT, host: env.METRICS_HOST },
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, '')
   }
 }
 
