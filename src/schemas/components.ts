@@ -1,7 +1,7 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox'
 import { AuthorizationServerMetadata, JsonWebKeySet } from './discovery.js'
 import { Problem } from './problems.js'
-import { AuthStatus, Health } from './status.js'
+import { AuthStatus, Health, NotReady, Readiness } from './status.js'
 import { OAuthError, RevocationRequest, TokenRequest, TokenResponse } from './tokens.js'
 import { CreateUserBody, User } from './users.js'
 
@@ -20,6 +20,8 @@ export const components = {
   RevocationRequest,
   AuthStatus,
   Health,
+  Readiness,
+  NotReady,
   AuthorizationServerMetadata,
   JsonWebKeySet
 }
@@ -50,11 +52,11 @@ export function json<N extends ComponentName> (name: N, description: string, hea
  * An RFC 9457 problem response. Its media type is application/problem+json, which the error
  * handler sends and Fastify picks this serializer for.
  */
-export function problem (description: string, headers?: ResponseHeaders): TUnsafe<Problem> {
+export function problem (description: string, headers?: ResponseHeaders, schema: 'Problem' | 'NotReady' = 'Problem'): TUnsafe<Problem> {
   return Type.Unsafe<Problem>({
     description,
     ...(headers && { headers }),
-    content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } }
+    content: { 'application/problem+json': { schema: { $ref: `${schema}#` } } }
   })
 }
 
