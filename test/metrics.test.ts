@@ -82,7 +82,7 @@ const passwordGrant = (base: string, username: string, password = PASSWORD) => p
 const refreshGrant = (base: string, token: string) => post(base, '/token', { grant_type: 'refresh_token', refresh_token: token })
 
 eachDialect(t, 'metrics', async (t, dialect) => {
-  const app = await build(t, dialect, { env: { METRICS_PORT: '0', LOGIN_LIMIT_PER_ACCOUNT: '3' } })
+  const app = await build(t, dialect, { env: { METRICS_PORT: '0', LOGIN_LIMIT_PER_ACCOUNT: '3', LOGIN_LIMIT_PER_ADDRESS: '5' } })
   const base = await listen(app)
 
   t.test('the metrics listener is its own socket, on METRICS_HOST, and serves only GET /metrics', async t => {
@@ -130,29 +130,32 @@ eachDialect(t, 'metrics', async (t, dialect) => {
     // LOGIN_LIMIT_PER_ACCOUNT=3: the third failure locks the account, the next try is refused.
     for (let i = 0; i < 3; i++) t.equal((await passwordGrant(base, email, 'wrong password, surely')).status, 400)
     t.equal((await passwordGrant(base, email)).status, 429)
+    // LOGIN_LIMIT_PER_ADDRESS=5: two more failures from this address, on an unknown account, lock the address.
+    for (let i = 0; i < 2; i++) t.equal((await passwordGrant(base, 'nobody@example.com', 'wrong password, surely')).status, 400)
+    t.equal((await passwordGrant(base, 'someone-else@example.com')).status, 429)
     t.equal((await post(base, '/token', { grant_type: 'password', username: email })).status, 400, 'a request without a password is no login attempt')
     const after = await scrape(app)
 
     const delta = (name: string, labels?: Record<string, string>) => after.value(name, labels) - before.value(name, labels)
     t.equal(delta('auth_signups_total'), 1)
     t.equal(delta('auth_logins_total', { outcome: 'success' }), 1)
-    t.equal(delta('auth_logins_total', { outcome: 'invalid_credentials' }), 3)
-    t.equal(delta('auth_logins_total', { outcome: 'locked' }), 1)
+    t.equal(delta('auth_logins_total', { outcome: 'invalid_credentials' }), 5)
+    t.equal(delta('auth_logins_total', { outcome: 'locked' }), 2)
     for (const outcome of ['unverified', 'disabled', 'unavailable']) t.equal(delta('auth_logins_total', { outcome }), 0, `${outcome} did not move`)
     t.equal(delta('auth_refresh_total', { outcome: 'rotated' }), 1)
     t.equal(delta('auth_refresh_total', { outcome: 'reused' }), 1)
     t.equal(delta('auth_refresh_total', { outcome: 'invalid' }), 1)
     t.equal(delta('auth_lockouts_total', { scope: 'account' }), 1)
-    t.equal(delta('auth_lockouts_total', { scope: 'address' }), 0)
-    // One hash at signup, one verify per login that reached the password: 1 + 1 + 3.
-    t.equal(after.count('auth_password_hash_seconds') - before.count('auth_password_hash_seconds'), 5)
+    t.equal(delta('auth_lockouts_total', { scope: 'address' }), 1)
+    // One hash at signup, one verify per login that reached the password: 1 + 1 + 3 + 2.
+    t.equal(after.count('auth_password_hash_seconds') - before.count('auth_password_hash_seconds'), 7)
     t.equal(after.value('auth_password_hash_in_flight'), 0)
     t.equal(after.value('auth_password_hash_queued'), 0)
     t.equal(after.value('auth_outbox_pending'), 0)
     const tokenRequests = (s: Scrape, status: string) => s.count('http_request_duration_seconds', { method: 'POST', route: '/token', status_code: status })
     t.equal(tokenRequests(after, '200') - tokenRequests(before, '200'), 2)
-    t.equal(tokenRequests(after, '400') - tokenRequests(before, '400'), 6)
-    t.equal(tokenRequests(after, '429') - tokenRequests(before, '429'), 1)
+    t.equal(tokenRequests(after, '400') - tokenRequests(before, '400'), 8)
+    t.equal(tokenRequests(after, '429') - tokenRequests(before, '429'), 2)
   })
 
   t.test('the route label is the pattern; unknown paths share one series', async t => {
@@ -179,6 +182,21 @@ onDialects(t, 'the hashing gauges show the limiter while hashes run', ['sqlite']
   t.equal(after.value('auth_password_hash_in_flight'), 0)
   t.equal(after.value('auth_password_hash_queued'), 0)
   t.equal(after.count('auth_password_hash_seconds') - during.count('auth_password_hash_seconds'), 3)
+})
+
+onDialects(t, 'a login refused because the hashing queue is full counts as unavailable', ['sqlite'], async (t, dialect) => {
+  // One slot, no queue, a slow hash: of concurrent logins, those that find the slot taken get 503.
+  const app = await build(t, dialect, { env: { METRICS_PORT: '0', PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0', ARGON2_MEMORY_KIB: '65536', ARGON2_ITERATIONS: '3' } })
+  const base = await listen(app)
+  t.equal((await signup(base, 'queue@example.com')).status, 201)
+  const before = await scrape(app)
+  const answers = await Promise.all(Array.from({ length: 4 }, () => passwordGrant(base, 'queue@example.com')))
+  const statuses = answers.map(a => a.status)
+  t.ok(statuses.includes(503), `some logins found the queue full (${statuses.join(', ')})`)
+  const after = await scrape(app)
+  const delta = (outcome: string) => after.value('auth_logins_total', { outcome }) - before.value('auth_logins_total', { outcome })
+  t.equal(delta('unavailable'), statuses.filter(s => s === 503).length)
+  t.equal(delta('success'), statuses.filter(s => s === 200).length)
 })
 
 t.test('without METRICS_PORT nothing listens and nothing is timed', async t => {
