@@ -1,16 +1,17 @@
 # syntax=docker/dockerfile:1
-# Build stage: native modules (argon2, better-sqlite3) compile here, TypeScript too.
+# Build stage: TypeScript compiles here, and argon2 too where it has no prebuilt binary.
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci
+# SQLite is Node 24's built-in node:sqlite; better-sqlite3, optional and only for Node 20, is left out.
+RUN npm ci --omit=optional
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY plugins ./plugins
 COPY routes ./routes
 COPY migrations ./migrations
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --omit=optional
 
 # Runtime stage: only the compiled service and its production dependencies, as a non-root user.
 FROM node:24-bookworm-slim

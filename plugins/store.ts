@@ -16,7 +16,7 @@ declare module 'fastify' {
 }
 
 async function storePlugin (fastify: FastifyInstance) {
-  const { database, migrateOnStart } = fastify.config
+  const { database, migrateOnStart, causalReads } = fastify.config
   let target: MigrationTarget
   let store: Store
 
@@ -24,7 +24,7 @@ async function storePlugin (fastify: FastifyInstance) {
     // @fastify/mysql ends the pool in its own onClose hook.
     await fastify.register(fastifyMysql, { promise: true, uri: database.url, ...poolOptions })
     target = { dialect: 'mysql', pool: fastify.mysql.pool }
-    store = createMysqlStore(fastify.mysql.pool)
+    store = createMysqlStore(fastify.mysql.pool, { causalReads })
   } else {
     const db = openSqlite(database.path)
     fastify.addHook('onClose', async () => { db.close() })

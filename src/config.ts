@@ -38,7 +38,8 @@ export const EnvSchema = Type.Object({
   MIGRATE_ON_START: Type.Boolean({ default: true }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
-  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^/]+' }))
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^/]+' })),
+  DATABASE_CAUSAL_READS: Type.Boolean({ default: true })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -88,6 +89,8 @@ export interface Config {
   metrics?: { port: number, host: string }
   /** OTLP/HTTP traces go to `${otlpEndpoint}/v1/traces`; unset, tracing is not even loaded. */
   otlpEndpoint?: string
+  /** On a Galera cluster, the reads that authenticate wait for writes made on other nodes. */
+  causalReads: boolean
 }
 
 export class ConfigError extends Error {
@@ -138,7 +141,8 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
     migrateOnStart: env.MIGRATE_ON_START,
     metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT, host: env.METRICS_HOST },
-    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, '')
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, ''),
+    causalReads: env.DATABASE_CAUSAL_READS
   }
 }
 

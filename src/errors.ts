@@ -46,6 +46,9 @@ const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
   'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR',
   'ER_CON_COUNT_ERROR', 'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_SERVER_SHUTDOWN',
+  // A Galera node that is not part of the primary component (1047 "WSREP has not yet prepared
+  // node for application use"), or that could not replicate a commit or a statement.
+  'ER_UNKNOWN_COM_ERROR', 'ER_ERROR_DURING_COMMIT', 'ER_QUERY_INTERRUPTED',
   'SQLITE_BUSY', 'SQLITE_LOCKED'
 ])
 

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { Pool } from 'mysql2/promise'
+import type { Pool, PoolConnection } from 'mysql2/promise'
 import { Umzug, type MigrationMeta, type RunnableMigration, type UmzugStorage } from 'umzug'
 import type { SqliteDatabase } from './store/sqlite.js'
 
@@ -18,8 +20,10 @@ export interface Migrator {
 
 /** `migrations/` beside `src/` — and beside `dist/src/` once built, where the build copies it. */
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url))
-const LOCK_NAME = 'auth_service_migrations'
-const LOCK_TIMEOUT_SECONDS = 60
+const LOCK_TIMEOUT_MS = 60_000
+/** A lock not renewed for this long belongs to an instance that died while migrating. */
+const LOCK_LEASE_SECONDS = 30
+const LOCK_RENEW_MS = 5_000
 
 interface Logger { info (msg: string): void }
 
@@ -80,44 +84,82 @@ function statementsOf (script: string): string[] {
 }
 
 function mysqlRunner (pool: Pool, now: () => number) {
-  const ensureTable = () => pool.query(
+  // While the lock is held, the whole run uses the connection that claimed it: on a cluster,
+  // one node, which has applied every write ordered before the claim.
+  let db: Pick<Pool, 'query' | 'execute'> = pool
+  const ensureTable = () => db.query(
     'CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4')
   const storage: UmzugStorage = {
     async executed () {
       await ensureTable()
-      const [rows] = await pool.query('SELECT name FROM schema_migrations ORDER BY name')
+      const [rows] = await db.query('SELECT name FROM schema_migrations ORDER BY name')
       return (rows as Array<{ name: string }>).map(r => r.name)
     },
     async logMigration ({ name }) {
-      await pool.execute('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)', [name, new Date(now())])
+      await db.execute('INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)', [name, new Date(now())])
     },
     async unlogMigration ({ name }) {
-      await pool.execute('DELETE FROM schema_migrations WHERE name = ?', [name])
+      await db.execute('DELETE FROM schema_migrations WHERE name = ?', [name])
     }
   }
 
   return {
     storage,
     async exec (script: string) {
-      for (const statement of statementsOf(script)) await pool.query(statement)
+      for (const statement of statementsOf(script)) await db.query(statement)
     },
-    /** MySQL DDL commits by itself, so a named lock keeps two starting instances apart. */
+    /**
+     * MySQL DDL commits by itself, so a lock keeps two starting instances apart. Not GET_LOCK:
+     * on a Galera cluster it is local to one node. The lock is a row, claimed with an INSERT
+     * that every node certifies, so one claimant wins cluster-wide (the others get a duplicate
+     * key, or a deadlock at commit); the holder renews its lease, and a lease that ran out
+     * belongs to an instance that died and may be taken over. Times are the database's own.
+     */
     async exclusive<T> (fn: () => Promise<T>): Promise<T> {
+      const owner = randomUUID()
       const connection = await pool.getConnection()
       try {
-        const [rows] = await connection.query('SELECT GET_LOCK(?, ?) AS locked', [LOCK_NAME, LOCK_TIMEOUT_SECONDS])
-        if ((rows as Array<{ locked: number | null }>)[0]?.locked !== 1) {
-          throw new Error(`could not take the migration lock within ${LOCK_TIMEOUT_SECONDS} s`)
-        }
-        try {
-          return await fn()
-        } finally {
-          await connection.query('SELECT RELEASE_LOCK(?)', [LOCK_NAME])
-        }
+        await claim(connection, owner)
+      } catch (err) {
+        connection.release()
+        throw err
+      }
+      const renew = setInterval(() => {
+        pool.query('UPDATE schema_migrations_lock SET expires_at = NOW(3) + INTERVAL ? SECOND WHERE id = 1 AND owner = ?', [LOCK_LEASE_SECONDS, owner])
+          .catch(() => {})
+      }, LOCK_RENEW_MS)
+      db = connection
+      try {
+        return await fn()
       } finally {
+        db = pool
+        clearInterval(renew)
+        // Should this fail, the lease runs out and the next instance takes the lock then.
+        await pool.query('DELETE FROM schema_migrations_lock WHERE id = 1 AND owner = ?', [owner]).catch(() => {})
         connection.release()
       }
     }
+  }
+}
+
+async function claim (connection: PoolConnection, owner: string) {
+  await connection.query(
+    'CREATE TABLE IF NOT EXISTS schema_migrations_lock (id TINYINT UNSIGNED NOT NULL PRIMARY KEY, owner CHAR(36) NOT NULL, expires_at DATETIME(3) NOT NULL) ENGINE=InnoDB')
+  const started = performance.now()
+  for (;;) {
+    try {
+      await connection.query('DELETE FROM schema_migrations_lock WHERE id = 1 AND expires_at < NOW(3)')
+      await connection.query(
+        'INSERT INTO schema_migrations_lock (id, owner, expires_at) VALUES (1, ?, NOW(3) + INTERVAL ? SECOND)', [owner, LOCK_LEASE_SECONDS])
+      break
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code !== 'ER_DUP_ENTRY' && code !== 'ER_LOCK_DEADLOCK') throw err
+    }
+    if (performance.now() - started > LOCK_TIMEOUT_MS) {
+      throw new Error(`could not take the migration lock within ${LOCK_TIMEOUT_MS / 1000} s`)
+    }
+    await sleep(100 + Math.random() * 200)
   }
 }
 

@@ -27,6 +27,7 @@ t.test('defaults suit a first run on a laptop', async t => {
   t.same(config.loginLimit, { perAccount: 10, perAddress: 100, window: 900 })
   t.equal(config.rateLimitPerMinute, 0)
   t.equal(config.migrateOnStart, true)
+  t.equal(config.causalReads, true)
   t.same(config.corsOrigins, [])
   t.equal(config.trustProxy, undefined)
 })
@@ -55,6 +56,7 @@ t.test('settings parse from strings', async t => {
     HOST: '0.0.0.0',
     ACCESS_TOKEN_TTL: '60',
     MIGRATE_ON_START: 'false',
+    DATABASE_CAUSAL_READS: 'false',
     CORS_ORIGINS: 'https://a.example, https://b.example',
     TRUST_PROXY: '10.0.0.1,10.0.0.2',
     PUBLIC_URL: 'https://auth.example.com/'
@@ -62,6 +64,7 @@ t.test('settings parse from strings', async t => {
   t.equal(config.port, 8080)
   t.equal(config.jwt.accessTokenTtl, 60)
   t.equal(config.migrateOnStart, false)
+  t.equal(config.causalReads, false)
   t.same(config.corsOrigins, ['https://a.example', 'https://b.example'])
   t.equal(config.trustProxy, '10.0.0.1,10.0.0.2')
   t.equal(config.publicUrl, 'https://auth.example.com')

@@ -1,10 +1,10 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import Database from 'better-sqlite3'
 import { EmailTaken } from '../errors.js'
+import { openSqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js'
 import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
 
-export type SqliteDatabase = Database.Database
+export type { SqliteDatabase } from './sqlite-driver.js'
 
 interface UserRow {
   id: number
@@ -25,11 +25,8 @@ const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before'
 
 export function openSqlite (path: string): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
-  db.pragma('busy_timeout = 5000')
-  db.pragma('foreign_keys = ON')
+  const db = openSqliteDriver(path)
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON')
   return db
 }
 
@@ -38,7 +35,7 @@ export function openSqlite (path: string): SqliteDatabase {
  * cannot be prepared up front because the tables may not exist until migrations ran.
  */
 function statements (db: SqliteDatabase) {
-  const cache = new Map<string, Database.Statement>()
+  const cache = new Map<string, SqliteStatement>()
   return (sql: string) => {
     let statement = cache.get(sql)
     if (statement === undefined) {
@@ -63,8 +60,8 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
   ).get(hash) as RefreshRow | undefined
 
-  // better-sqlite3 is synchronous: each transaction runs to the end before any other query.
-  const rotate = db.transaction((hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number): Rotation => {
+  // Both drivers are synchronous: each transaction runs to the end before any other query.
+  const rotate = (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number) => db.immediate((): Rotation => {
     const { changes } = sql('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?')
       .run(now, hash, now)
     const row = findRefreshToken(hash)
@@ -78,10 +75,10 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     }
     return { outcome: 'invalid' }
   })
-  const recordFailures = db.transaction((subjects: Buffer[], at: number) => {
+  const recordFailures = (subjects: Buffer[], at: number) => db.immediate(() => {
     for (const subject of subjects) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(subject, at)
   })
-  const endSessions = db.transaction((userId: number, notBefore: number, now: number) => {
+  const endSessions = (userId: number, notBefore: number, now: number) => db.immediate(() => {
     sql('UPDATE users SET tokens_not_before = ? WHERE id = ?').run(notBefore, userId)
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
   })
@@ -117,7 +114,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     },
 
     async rotateRefreshToken (hash, next, now) {
-      return rotate.immediate(hash, next, now)
+      return rotate(hash, next, now)
     },
 
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
@@ -128,7 +125,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     },
 
     async endSessions (userId: number, notBefore: number, now: number) {
-      endSessions.immediate(userId, notBefore, now)
+      endSessions(userId, notBefore, now)
     },
 
     async pruneRefreshTokens (now: number, limit: number) {
