@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidToken, MissingToken, RepeatedAuthorization } from '../src/errors.js'
 import type { AccessTokenClaims } from '../src/schemas/tokens.js'
-import type { UserRecord } from '../src/store/store.js'
+import { decodeSessionId } from '../src/accounts/session-id.js'
+import type { AuthenticatedUser } from '../src/store/store.js'
 import { uuidv7Time } from '../src/uuidv7.js'
 
 declare module 'fastify' {
@@ -35,7 +36,7 @@ async function authenticatePlugin (fastify: FastifyInstance) {
     return token
   }
 
-  async function currentUser (request: FastifyRequest): Promise<UserRecord> {
+  async function currentUser (request: FastifyRequest): Promise<AuthenticatedUser> {
     const token = bearerToken(request)
     let claims: AccessTokenClaims
     try {
@@ -44,14 +45,17 @@ async function authenticatePlugin (fastify: FastifyInstance) {
       throw new InvalidToken(TOKEN_MESSAGES[(err as { code?: string }).code ?? ''] ?? 'The access token is invalid')
     }
     const id = /^[1-9]\d{0,15}$/.test(claims.sub) ? Number(claims.sub) : 0
-    const user = id === 0 ? undefined : await store.findUserById(id)
-    if (user === undefined) throw new InvalidToken('The access token is no longer valid')
+    const sessionId = decodeSessionId(claims.sid)
+    // One query reads the user and the token's session together.
+    const found = id === 0 || sessionId === undefined ? undefined : await store.findAuthentication(id, sessionId)
+    if (found === undefined) throw new InvalidToken('The access token is no longer valid')
+    const { user, sessionLive } = found
     // The jti's UUIDv7 timestamp says when the token was issued to the millisecond.
     const issuedAt = uuidv7Time(claims.jti)
-    if ((Number.isNaN(issuedAt) ? claims.iat * 1000 : issuedAt) < user.tokensNotBefore) {
+    if (!sessionLive || (Number.isNaN(issuedAt) ? claims.iat * 1000 : issuedAt) < user.tokensNotBefore) {
       throw new InvalidToken('The session has ended')
     }
-    return user
+    return { ...user, sessionId: claims.sid }
   }
 
   fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {

@@ -6,22 +6,25 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../src/config.js'
 import type { AccessTokenClaims } from '../src/schemas/tokens.js'
 import { algorithmOf, publicJwk, type PublicJwk } from '../src/signing-keys.js'
-import type { UserRecord } from '../src/store/store.js'
+import type { AuthenticatedUser } from '../src/store/store.js'
 import { uuidv7 } from '../src/uuidv7.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
     payload: AccessTokenClaims
     /** Set by the authentication hook once the token's user is loaded; null when logged out. */
-    user: UserRecord | null
+    user: AuthenticatedUser | null
   }
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     accessTokens: {
-      /** Signs an access token issued no earlier than `notBefore` (epoch ms), the user's last logout. */
-      issue (userId: number, notBefore?: number): { token: string, expiresIn: number }
+      /**
+       * Signs an access token of the session `sessionId` (its `sid`), issued no earlier than
+       * `notBefore` (epoch ms), the user's last logout.
+       */
+      issue (userId: number, sessionId: string, notBefore?: number): { token: string, expiresIn: number }
       /**
        * The claims of a valid access token; throws fast-jwt's TokenError otherwise. The key is
        * chosen by the token's `kid` among the configured ones, and its algorithm by the key.
@@ -37,7 +40,8 @@ declare module 'fastify' {
  * A signature, once checked, is remembered for a minute (by the app's clock) among the last
  * 2,000 tokens, so it is not checked again on every request. Only the signature and the
  * timeless claims are remembered: exp, nbf and iat are compared with the clock on every use,
- * and the user row is read every time, so logout and deleted users still take effect at once.
+ * and the user and session rows are read every time, so logout, an ended session and a
+ * deleted user still take effect at once.
  */
 const VERIFY_CACHE_SIZE = 2000
 const VERIFY_CACHE_TTL_MS = 60_000
@@ -80,7 +84,7 @@ async function jwtPlugin (fastify: FastifyInstance) {
   const claimChecks = {
     allowedIss: issuer,
     allowedAud: audience,
-    requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti'],
+    requiredClaims: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid'],
     checkTyp: ACCESS_TOKEN_TYPE
   } satisfies Partial<VerifierOptions>
 
@@ -130,7 +134,7 @@ async function jwtPlugin (fastify: FastifyInstance) {
   }
 
   fastify.decorate('accessTokens', {
-    issue (userId: number, notBefore = 0) {
+    issue (userId: number, sessionId: string, notBefore = 0) {
       const now = Math.max(fastify.now(), notBefore)
       const iat = Math.floor(now / 1000)
       const claims: AccessTokenClaims = {
@@ -139,7 +143,8 @@ async function jwtPlugin (fastify: FastifyInstance) {
         sub: String(userId),
         iat,
         exp: iat + accessTokenTtl,
-        jti: uuidv7(now)
+        jti: uuidv7(now),
+        sid: sessionId
       }
       return { token: fastify.jwt.sign(claims), expiresIn: accessTokenTtl }
     },

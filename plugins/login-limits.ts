@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { TooManyAttempts } from '../src/errors.js'
+import type { LoginFailures } from '../src/store/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,6 +27,15 @@ export interface LoginLimits {
   failed (email: string, address: string, seen?: FailuresSeen): Promise<void>
   /** Forgets the account's failures (only a write when there were any). */
   succeeded (email: string, accountFailures: number): Promise<void>
+  /**
+   * For requests that are not logins but must not be hammered from one address (password
+   * resets): 429 once the address is past its failed-login limit. The caller records the
+   * attempt against `addressSubject(address)`.
+   */
+  checkAddress (address: string): Promise<void>
+  addressSubject (address: string): Buffer
+  /** Forgets the account's failures, whatever their number (a password reset unlocks it). */
+  clear (email: string): Promise<void>
 }
 
 const MAX_DELAY_MS = 4000
@@ -50,19 +60,19 @@ async function loginLimitsPlugin (fastify: FastifyInstance) {
   const { perAccount, perAddress, window } = fastify.config.loginLimit
   const windowMs = window * 1000
 
+  function refuseOver (limited: Array<{ failures: LoginFailures, limit: number }>, now: number, context: object, message: string) {
+    const over = limited.filter(({ failures, limit }) => failures.count >= limit)
+    if (over.length === 0) return
+    const retryAfter = Math.max(...over.map(({ failures }) => Math.ceil((failures.oldest + windowMs - now) / 1000)), 1)
+    log.info({ ...context, retryAfter }, message)
+    throw Object.assign(new TooManyAttempts(retryAfter), { retryAfter })
+  }
+
   const limits: LoginLimits = {
     async check (email, address) {
       const now = fastify.now()
       const [account, client] = await store.countLoginFailures([subject('account', email), subject('address', address)], now - windowMs)
-      const over = [
-        { failures: account!, limit: perAccount },
-        { failures: client!, limit: perAddress }
-      ].filter(({ failures, limit }) => failures.count >= limit)
-      if (over.length > 0) {
-        const retryAfter = Math.max(...over.map(({ failures }) => Math.ceil((failures.oldest + windowMs - now) / 1000)), 1)
-        log.info({ username: email, address, retryAfter }, 'login refused: too many failed attempts')
-        throw Object.assign(new TooManyAttempts(retryAfter), { retryAfter })
-      }
+      refuseOver([{ failures: account!, limit: perAccount }, { failures: client!, limit: perAddress }], now, { username: email, address }, 'login refused: too many failed attempts')
       const delay = Math.max(softDelay(account!.count, perAccount), softDelay(client!.count, perAddress))
       if (delay > 0) await sleep(delay)
       return { accountFailures: account!.count, addressFailures: client!.count }
@@ -76,6 +86,18 @@ async function loginLimitsPlugin (fastify: FastifyInstance) {
 
     async succeeded (email, accountFailures) {
       if (accountFailures > 0) await store.clearLoginFailures(subject('account', email))
+    },
+
+    async checkAddress (address) {
+      const now = fastify.now()
+      const [client] = await store.countLoginFailures([subject('address', address)], now - windowMs)
+      refuseOver([{ failures: client!, limit: perAddress }], now, { address }, 'request refused: too many failed attempts from this address')
+    },
+
+    addressSubject: address => subject('address', address),
+
+    async clear (email) {
+      await store.clearLoginFailures(subject('account', email))
     }
   }
   fastify.decorate('loginLimits', limits)

@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { clientInfo } from '../src/accounts/client.js'
+import { decodeSessionId, encodeSessionId, newSessionId } from '../src/accounts/session-id.js'
 import { InvalidGrant } from '../src/errors.js'
-import type { UserRecord } from '../src/store/store.js'
+import type { FirstRefreshToken, NewSession, SessionRecord, UserRecord } from '../src/store/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,23 +16,40 @@ export interface IssuedTokens {
   accessToken: string
   expiresIn: number
   refreshToken: string
+  /** The session the tokens belong to (the access token's `sid`). */
+  sessionId: string
+}
+
+/** A new session, ready to be stored, and the tokens it will answer with once it is. */
+export interface PreparedSession {
+  session: NewSession
+  token: FirstRefreshToken
+  tokens: IssuedTokens
 }
 
 export interface Sessions {
-  /** A new session (a new refresh-token family) for a user who just logged in. */
-  start (user: UserRecord): Promise<IssuedTokens>
+  /** A new session (a new refresh-token family) for a user who just logged in from `request`. */
+  start (user: UserRecord, request?: FastifyRequest): Promise<IssuedTokens>
+  /** A session and its tokens not stored yet, for a store operation that starts one itself. */
+  prepare (user: UserRecord, request?: FastifyRequest): PreparedSession
   /** Rotates a refresh token (RFC 6749 §6); reuse of a retired one revokes its family. */
-  refresh (refreshToken: string): Promise<IssuedTokens>
+  refresh (refreshToken: string, request?: FastifyRequest): Promise<IssuedTokens>
   /** RFC 7009: revokes the refresh token's family; anything else is silently ignored. */
   revoke (token: string): Promise<void>
   /** Logout everywhere: every refresh token and every access token issued until now. */
   end (userId: number): Promise<void>
+  /** The user's live sessions, newest first. */
+  list (userId: number): Promise<SessionRecord[]>
+  /** Ends one session of the user; false for an id that is not a live session of theirs. */
+  endOne (userId: number, sessionId: string): Promise<boolean>
 }
 
 const REFRESH_TOKEN_BYTES = 32
 const PRUNE_EVERY_MS = 10 * 60 * 1000
 const PRUNE_BATCH = 1000
 const INVALID_REFRESH_TOKEN = 'The refresh token is invalid, expired or revoked'
+/** The login's answer when the account was deleted while it was checked. */
+const WRONG_CREDENTIALS = 'The username or password is incorrect'
 
 function hashToken (token: string): Buffer {
   return createHash('sha256').update(token).digest()
@@ -45,28 +64,40 @@ async function sessionsPlugin (fastify: FastifyInstance) {
     return { token, row: { hash: hashToken(token), createdAt: now, expiresAt: now + ttlMs } }
   }
 
-  function issue (userId: number, tokensNotBefore: number, refreshToken: string): IssuedTokens {
-    const { token, expiresIn } = accessTokens.issue(userId, tokensNotBefore)
-    return { accessToken: token, expiresIn, refreshToken }
+  function issue (userId: number, sessionId: string, tokensNotBefore: number, refreshToken: string): IssuedTokens {
+    const { token, expiresIn } = accessTokens.issue(userId, sessionId, tokensNotBefore)
+    return { accessToken: token, expiresIn, refreshToken, sessionId }
   }
 
   const sessions: Sessions = {
-    async start (user) {
-      const { token, row } = newRefreshToken(fastify.now())
-      await store.createRefreshToken({ ...row, userId: user.id, familyId: randomBytes(16) })
-      return issue(user.id, user.tokensNotBefore, token)
+    prepare (user, request) {
+      const now = fastify.now()
+      const { token, row } = newRefreshToken(now)
+      const id = newSessionId()
+      return {
+        session: { id, userId: user.id, createdAt: now, expiresAt: row.expiresAt, ...clientInfo(request) },
+        token: row,
+        tokens: issue(user.id, encodeSessionId(id), user.tokensNotBefore, token)
+      }
     },
 
-    async refresh (refreshToken) {
+    async start (user, request) {
+      const { session, token, tokens } = sessions.prepare(user, request)
+      if (!await store.createSession(session, token)) throw new InvalidGrant(WRONG_CREDENTIALS)
+      return tokens
+    },
+
+    async refresh (refreshToken, request) {
       const now = fastify.now()
       const { token, row } = newRefreshToken(now)
       const rotation = await store.rotateRefreshToken(hashToken(refreshToken), row, now)
       fastify.metrics.refreshes.inc({ outcome: rotation.outcome })
       if (rotation.outcome === 'reused') {
         log.warn({ userId: rotation.userId }, 'a retired refresh token was presented again: its family is revoked')
+        await fastify.securityEvents.record(rotation.userId, 'refresh_reused', request)
       }
       if (rotation.outcome !== 'rotated') throw new InvalidGrant(INVALID_REFRESH_TOKEN)
-      return issue(rotation.userId, rotation.tokensNotBefore, token)
+      return issue(rotation.userId, encodeSessionId(rotation.sessionId), rotation.tokensNotBefore, token)
     },
 
     async revoke (token) {
@@ -77,14 +108,23 @@ async function sessionsPlugin (fastify: FastifyInstance) {
       const now = fastify.now()
       // +1 ms: a token issued in the same millisecond as the logout is refused too.
       await store.endSessions(userId, now + 1, now)
+    },
+
+    list: (userId) => store.listSessions(userId, fastify.now()),
+
+    async endOne (userId, sessionId) {
+      const id = decodeSessionId(sessionId)
+      return id !== undefined && await store.endSession(userId, id, fastify.now())
     }
   }
   fastify.decorate('sessions', sessions)
 
   const prune = async () => {
     try {
-      const pruned = await store.pruneRefreshTokens(fastify.now(), PRUNE_BATCH)
-      if (pruned > 0) log.info({ pruned }, 'expired refresh tokens pruned')
+      const now = fastify.now()
+      const pruned = await store.pruneRefreshTokens(now, PRUNE_BATCH)
+      const sessionsPruned = await store.pruneSessions(now, PRUNE_BATCH)
+      if (pruned > 0 || sessionsPruned > 0) log.info({ pruned, sessionsPruned }, 'expired refresh tokens and sessions pruned')
     } catch (err) {
       log.warn({ err }, 'pruning refresh tokens failed; will try again')
     }
@@ -94,4 +134,4 @@ async function sessionsPlugin (fastify: FastifyInstance) {
   fastify.addHook('onClose', async () => clearInterval(timer))
 }
 
-export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt', 'metrics'] })
+export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt', 'security-events', 'metrics'] })

@@ -57,6 +57,8 @@ async function swaggerPlugin (fastify: FastifyInstance) {
       },
       tags: [
         { name: 'users', description: 'Accounts: sign up, and the logged-in user.' },
+        { name: 'account', description: 'The account\'s lifecycle: password change, deletion, signed-in devices and security activity; forgot password and email verification.' },
+        { name: 'pages', description: 'The HTML pages the links in emails open by default.' },
         { name: 'oauth', description: 'OAuth 2.0 token endpoint (RFC 6749) and revocation (RFC 7009).' },
         { name: 'auth', description: 'Whether a caller is logged in, and logging out.' },
         { name: 'discovery', description: 'Metadata, signing keys and this document, for clients and resource servers.' },

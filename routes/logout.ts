@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { endAllSessions } from '../src/accounts/lifecycle.js'
 import { authenticationProblems, commonProblems, STRICT_AUTH, unavailableProblem } from '../src/schemas/components.js'
 import { NoContent } from '../src/schemas/problems.js'
 
@@ -19,7 +20,7 @@ const logout: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   }, async (request, reply) => {
-    await fastify.sessions.end(request.user!.id)
+    await endAllSessions(fastify, request.user!.id, request)
     request.log.info({ userId: request.user!.id }, 'logged out everywhere')
     return reply.code(204).send()
   })

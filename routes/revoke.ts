@@ -3,7 +3,7 @@ import { acceptOnly } from '../plugins/formbody.js'
 import { InvalidRequest } from '../src/errors.js'
 import { commonOAuthErrors, oauthError, ref } from '../src/schemas/components.js'
 import { NoContent } from '../src/schemas/problems.js'
-import { param } from './token.js'
+import { param } from '../src/oauth-params.js'
 
 /**
  * RFC 7009. Refresh tokens are revoked with their whole family. Access tokens are

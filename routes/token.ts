@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
 import type { IssuedTokens } from '../plugins/sessions.js'
 import type { LoginOutcome } from '../plugins/metrics.js'
@@ -7,15 +7,12 @@ import { InvalidGrant, InvalidRequest, InvalidScope, TooManyAttempts, Unsupporte
 import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
 import type { TokenRequest } from '../src/schemas/tokens.js'
-import { normaliseEmail } from './users.js'
+import { normaliseEmail } from '../src/accounts/email.js'
+import { failedPasswordCheck, isTooLong } from '../src/accounts/lifecycle.js'
+import { param } from '../src/oauth-params.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
-const MAX_PASSWORD_CODE_POINTS = 128
-
-/** RFC 6749 §3.2: a parameter sent without a value is treated as omitted. */
-export function param (value: string | undefined): string | undefined {
-  return value === '' ? undefined : value
-}
+export const UNVERIFIED_EMAIL = 'The email address is not verified'
 
 function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
@@ -26,37 +23,44 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
 /** How a password grant ended, for auth_logins_total; undefined when it was no login attempt. */
 function loginOutcome (err: unknown): LoginOutcome | undefined {
   if (err instanceof TooManyAttempts) return 'locked'
-  if (err instanceof InvalidGrant) return 'invalid_credentials'
+  if (err instanceof InvalidGrant) return err.message === UNVERIFIED_EMAIL ? 'unverified' : 'invalid_credentials'
   if (err instanceof InvalidRequest) return undefined
   return 'unavailable'
 }
 
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, sessions, loginLimits, metrics } = fastify
+  const { store, passwords, sessions, loginLimits, securityEvents, metrics } = fastify
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
-  async function passwordGrant (params: TokenRequest, address: string, log: FastifyBaseLogger): Promise<IssuedTokens> {
+  async function passwordGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
+    const { ip: address, log } = request
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
     const seen = await loginLimits.check(email, address)
 
-    // Longer than any password the policy allows: refused without hashing it.
-    const tooLong = [...password].length > MAX_PASSWORD_CODE_POINTS
+    const tooLong = isTooLong(password)
     const user = tooLong ? undefined : await store.findUserByEmail(email)
     const { valid, needsRehash } = tooLong ? { valid: false, needsRehash: false } : await passwords.verify(user?.passwordHash, password)
     if (!valid || user === undefined) {
       log.info({ username: email, address }, 'failed login')
-      await loginLimits.failed(email, address, seen)
+      await failedPasswordCheck(fastify, email, user, seen, request)
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
     await loginLimits.succeeded(email, seen.accountFailures)
+    // Said only after the right password, so it tells a guesser nothing.
+    if (fastify.config.emailVerification.required && user.emailVerifiedAt === null) {
+      log.info({ userId: user.id }, 'login refused: the email address is not verified')
+      throw new InvalidGrant(UNVERIFIED_EMAIL)
+    }
     if (needsRehash) await store.updatePasswordHash(user.id, await passwords.hash(password))
-    return sessions.start(user)
+    const tokens = await sessions.start(user, request)
+    await securityEvents.record(user.id, 'login', request)
+    return tokens
   }
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-6 */
-  async function refreshGrant (params: TokenRequest): Promise<IssuedTokens> {
-    return sessions.refresh(required(params, 'refresh_token'))
+  async function refreshGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
+    return sessions.refresh(required(params, 'refresh_token'), request)
   }
 
   fastify.post('/token', {
@@ -74,7 +78,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
           'Cache-Control': Type.String({ description: 'no-store' }),
           Pragma: Type.String({ description: 'no-cache' })
         }),
-        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token).'),
+        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token; with `REQUIRE_VERIFIED_EMAIL=true`, the right password for an account whose email is not verified: `The email address is not verified`).'),
         413: oauthError('`invalid_request`: the body is larger than 16 KiB.'),
         415: oauthError('`invalid_request`: the body is not a form (application/x-www-form-urlencoded).'),
         ...commonOAuthErrors
@@ -90,7 +94,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     switch (grantType) {
       case 'password':
         try {
-          tokens = await passwordGrant(params, request.ip, request.log)
+          tokens = await passwordGrant(params, request)
         } catch (err) {
           const outcome = loginOutcome(err)
           if (outcome !== undefined) metrics.logins.inc({ outcome })
@@ -99,7 +103,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
         metrics.logins.inc({ outcome: 'success' })
         break
       case 'refresh_token':
-        tokens = await refreshGrant(params)
+        tokens = await refreshGrant(params, request)
         break
       default:
         throw new UnsupportedGrantType()

@@ -2,14 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { acceptOnly } from '../plugins/formbody.js'
+import { normaliseEmail } from '../src/accounts/email.js'
 import { InvalidField } from '../src/errors.js'
 import { authenticationProblems, commonProblems, json, problem, ref, STRICT_AUTH, unavailableProblem } from '../src/schemas/components.js'
-import type { User } from '../src/schemas/users.js'
+import type { CurrentUser, User } from '../src/schemas/users.js'
 import type { UserRecord } from '../src/store/store.js'
-
-export function normaliseEmail (email: string): string {
-  return email.trim().toLowerCase()
-}
 
 /** Runs before validation, so the limits apply to what will be stored and hashed. */
 async function normaliseCredentials (request: FastifyRequest) {
@@ -23,6 +20,10 @@ export function userJson (user: UserRecord): User {
   return { id: user.id, email: user.email, created_at: user.createdAt.toISOString() }
 }
 
+export function currentUserJson (user: UserRecord): CurrentUser {
+  return { ...userJson(user), email_verified: user.emailVerifiedAt !== null }
+}
+
 const users: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.post('/users', {
     onRequest: acceptOnly('application/json'),
@@ -31,7 +32,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'createUser',
       tags: ['users'],
       summary: 'Create an account',
-      description: 'The email is trimmed and lower-cased; the password must be 8 to 128 characters (after NFC normalisation) and not a common one. Then log in at `POST /token`.',
+      description: 'The email is trimmed and lower-cased; the password must be 8 to 128 characters (after NFC normalisation) and not a common one. The address is sent a verification email. Then log in at `POST /token`.',
       body: ref('CreateUserBody'),
       response: {
         201: json('User', 'The account was created.', { Location: Type.String({ description: '/users/me' }) }),
@@ -50,6 +51,14 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await fastify.store.createUser({ email, passwordHash, createdAt: new Date(fastify.now()) })
     fastify.metrics.signups.inc()
     request.log.info({ userId: user.id }, 'account created')
+    if (fastify.mail.available) {
+      // Queued beside the answer, not before it: a slow database must not hold a signup that has
+      // already committed. The account exists either way, and a verification email that could
+      // not be queued can be asked for again (POST /users/me/email-verification).
+      fastify.mail.track(fastify.emailTokens.sendVerification(user.email)
+        .catch(err => request.log.warn({ err, userId: user.id }, 'the verification email could not be queued')))
+    }
+    await fastify.securityEvents.record(user.id, 'signup', request)
     return reply.code(201).header('location', '/users/me').send(userJson(user))
   })
 
@@ -62,13 +71,13 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'Needs a valid access token (strict authentication).',
       security: STRICT_AUTH,
       response: {
-        200: json('User', 'The user the access token was issued to.'),
+        200: json('CurrentUser', 'The user the access token was issued to.'),
         ...authenticationProblems,
         ...commonProblems,
         ...unavailableProblem
       }
     }
-  }, async (request) => userJson(request.user!))
+  }, async (request) => currentUserJson(request.user!))
 }
 
 export default users

@@ -13,6 +13,9 @@ import formbodyPlugin from '../plugins/formbody.js'
 import authenticatePlugin from '../plugins/authenticate.js'
 import sessionsPlugin from '../plugins/sessions.js'
 import loginLimitsPlugin from '../plugins/login-limits.js'
+import mailerPlugin from '../plugins/mailer.js'
+import emailTokensPlugin from '../plugins/email-tokens.js'
+import securityEventsPlugin from '../plugins/security-events.js'
 import rateLimitPlugin from '../plugins/rate-limit.js'
 import securityPlugin from '../plugins/security.js'
 import problemsPlugin, { clientErrorHandler, frameworkErrors } from '../plugins/problems.js'
@@ -21,6 +24,9 @@ import schemasPlugin from '../plugins/schemas.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import drainPlugin from '../plugins/drain.js'
 import usersRoutes from '../routes/users.js'
+import accountRoutes from '../routes/account.js'
+import sessionsRoutes from '../routes/sessions.js'
+import eventsRoutes from '../routes/events.js'
 import tokenRoutes from '../routes/token.js'
 import revokeRoutes from '../routes/revoke.js'
 import logoutRoutes from '../routes/logout.js'
@@ -28,6 +34,9 @@ import statusRoutes from '../routes/status.js'
 import healthRoutes from '../routes/health.js'
 import wellKnownRoutes from '../routes/well-known.js'
 import openapiRoutes from '../routes/openapi.js'
+import passwordResetRoutes from '../routes/password-reset.js'
+import emailVerificationRoutes from '../routes/email-verification.js'
+import pagesRoutes from '../routes/pages.js'
 import type { Config } from './config.js'
 
 export interface AppOptions {
@@ -89,13 +98,19 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(passwordsPlugin)
   await fastify.register(jwtPlugin)
   await fastify.register(authenticatePlugin)
+  await fastify.register(securityEventsPlugin)
   await fastify.register(sessionsPlugin)
   await fastify.register(loginLimitsPlugin)
+  await fastify.register(mailerPlugin)
+  await fastify.register(emailTokensPlugin)
   await fastify.register(schemasPlugin)
   // Before every route: @fastify/swagger documents the routes registered after it.
   await fastify.register(swaggerPlugin)
 
   await fastify.register(usersRoutes)
+  await fastify.register(accountRoutes)
+  await fastify.register(sessionsRoutes)
+  await fastify.register(eventsRoutes)
   await fastify.register(tokenRoutes)
   await fastify.register(revokeRoutes)
   await fastify.register(logoutRoutes)
@@ -103,6 +118,9 @@ async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(healthRoutes)
   await fastify.register(wellKnownRoutes)
   await fastify.register(openapiRoutes)
+  await fastify.register(passwordResetRoutes)
+  await fastify.register(emailVerificationRoutes)
+  await fastify.register(pagesRoutes)
 }
 
 export default fp(app, { name: 'app' })

@@ -39,7 +39,17 @@ export const EnvSchema = Type.Object({
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^/]+' })),
-  DATABASE_CAUSAL_READS: Type.Boolean({ default: true })
+  DATABASE_CAUSAL_READS: Type.Boolean({ default: true }),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://[^/]+' })),
+  MAIL_FROM: Type.String({ pattern: '^[^\\r\\n]*@[^\\r\\n]+$', default: 'auth@localhost' }),
+  MAIL_OUTBOX_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  PASSWORD_RESET_URL: Type.Optional(Type.String({ pattern: '^https?://.*\\{token\\}' })),
+  EMAIL_VERIFICATION_URL: Type.Optional(Type.String({ pattern: '^https?://.*\\{token\\}' })),
+  PASSWORD_RESET_TTL: Type.Integer({ minimum: 60, maximum: 86_400, default: 1800 }),
+  EMAIL_VERIFICATION_TTL: Type.Integer({ minimum: 60, maximum: 2_592_000, default: 86_400 }),
+  PASSWORD_RESET_LIMIT: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 90 })
 })
 
 type Env = Static<typeof EnvSchema>
@@ -91,6 +101,17 @@ export interface Config {
   otlpEndpoint?: string
   /** On a Galera cluster, the reads that authenticate wait for writes made on other nodes. */
   causalReads: boolean
+  mail: {
+    /** Unset: the development outbox (files in `outboxDir`), or no mail at all in production. */
+    smtpUrl?: string
+    from: string
+    outboxDir: string
+  }
+  /** Links carry `{token}`, replaced by the token. TTLs in seconds; `limit` emails per account per hour. */
+  passwordReset: { url: string, ttl: number, limit: number }
+  emailVerification: { url: string, ttl: number, required: boolean }
+  /** How long security events are kept, in days. */
+  auditRetentionDays: number
 }
 
 export class ConfigError extends Error {
@@ -142,7 +163,23 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     migrateOnStart: env.MIGRATE_ON_START,
     metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT, host: env.METRICS_HOST },
     otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, ''),
-    causalReads: env.DATABASE_CAUSAL_READS
+    causalReads: env.DATABASE_CAUSAL_READS,
+    mail: {
+      smtpUrl: env.SMTP_URL,
+      from: env.MAIL_FROM,
+      outboxDir: resolve(env.MAIL_OUTBOX_DIR ?? join(database.kind === 'sqlite' && database.path !== ':memory:' ? dirname(database.path) : 'data', 'outbox'))
+    },
+    passwordReset: {
+      url: env.PASSWORD_RESET_URL ?? `${publicUrl}/reset-password?token={token}`,
+      ttl: env.PASSWORD_RESET_TTL,
+      limit: env.PASSWORD_RESET_LIMIT
+    },
+    emailVerification: {
+      url: env.EMAIL_VERIFICATION_URL ?? `${publicUrl}/verify-email?token={token}`,
+      ttl: env.EMAIL_VERIFICATION_TTL,
+      required: env.REQUIRE_VERIFIED_EMAIL
+    },
+    auditRetentionDays: env.AUDIT_RETENTION_DAYS
   }
 }
 

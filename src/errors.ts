@@ -60,3 +60,14 @@ export const RateLimited = createError<'HTTP_TOO_MANY_REQUESTS', 429, [after: st
   'HTTP_TOO_MANY_REQUESTS', 'Too many requests; retry after %s', 429, Error, false)
 
 export const NoPublicKeys = createError('JWKS_NOT_AVAILABLE', 'Access tokens are signed with HS256, a shared secret: there is no public key to publish', 404, Error, false)
+
+/** One answer for an unknown, expired, spent or superseded token: which one it was helps nobody. */
+export const InvalidEmailToken = createError<'ACCOUNT_INVALID_TOKEN', 400, [description: string]>(
+  'ACCOUNT_INVALID_TOKEN', '%s', 400, Error, false)
+export const EmailAlreadyVerified = createError('ACCOUNT_EMAIL_ALREADY_VERIFIED', 'The email address is already verified', 409, Error, false)
+
+/** Re-authentication failed: the `current_password` of an account operation is wrong. */
+export const WrongPassword = createError('ACCOUNT_WRONG_PASSWORD', 'The current password is incorrect', 403, Error, false)
+
+/** The same answer for a session that never existed, has ended, or is another user's. */
+export const SessionNotFound = createError('SESSION_NOT_FOUND', 'No such session', 404, Error, false)

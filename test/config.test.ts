@@ -99,3 +99,41 @@ t.test('MySQL with a strong secret is accepted', async t => {
   t.same(config.database, { kind: 'mysql', url: 'mysql://u:p@db:3306/auth' })
   t.equal(secretOf(config), SECRET)
 })
+
+t.test('email settings: defaults, links from PUBLIC_URL, and refusals', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'auth-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const config = loadConfig({ DATABASE_URL: `sqlite:${join(dir, 'auth.db')}`, PUBLIC_URL: 'https://auth.example.com' })
+  t.same(config.mail, { smtpUrl: undefined, from: 'auth@localhost', outboxDir: join(dir, 'outbox') })
+  t.same(config.passwordReset, { url: 'https://auth.example.com/reset-password?token={token}', ttl: 1800, limit: 3 })
+  t.same(config.emailVerification, { url: 'https://auth.example.com/verify-email?token={token}', ttl: 86_400, required: false })
+  t.equal(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).mail.outboxDir, join(process.cwd(), 'data', 'outbox'), 'no SQLite file: ./data/outbox')
+
+  const set = loadConfig({
+    DATABASE_URL: 'sqlite::memory:',
+    SMTP_URL: 'smtps://user:pass@mail.example.com:465',
+    MAIL_FROM: 'Auth <no-reply@example.com>',
+    PASSWORD_RESET_URL: 'https://app.example.com/reset#token={token}',
+    EMAIL_VERIFICATION_URL: 'https://app.example.com/verify?t={token}',
+    PASSWORD_RESET_TTL: '600',
+    EMAIL_VERIFICATION_TTL: '3600',
+    PASSWORD_RESET_LIMIT: '5',
+    REQUIRE_VERIFIED_EMAIL: 'true'
+  })
+  t.same(set.mail, { smtpUrl: 'smtps://user:pass@mail.example.com:465', from: 'Auth <no-reply@example.com>', outboxDir: join(process.cwd(), 'data', 'outbox') })
+  t.same(set.passwordReset, { url: 'https://app.example.com/reset#token={token}', ttl: 600, limit: 5 })
+  t.same(set.emailVerification, { url: 'https://app.example.com/verify?t={token}', ttl: 3600, required: true })
+
+  for (const [name, value] of [
+    ['SMTP_URL', 'http://mail.example.com'],
+    ['SMTP_URL', 'mail.example.com:25'],
+    ['PASSWORD_RESET_URL', 'https://app.example.com/reset'],
+    ['EMAIL_VERIFICATION_URL', 'javascript:alert(1)//{token}'],
+    ['PASSWORD_RESET_TTL', '10'],
+    ['PASSWORD_RESET_LIMIT', '0'],
+    ['MAIL_FROM', 'nobody'],
+    ['REQUIRE_VERIFIED_EMAIL', 'yes']
+  ] as const) {
+    t.throws(() => loadConfig({ DATABASE_URL: 'sqlite::memory:', [name]: value }), { name: 'ConfigError', message: new RegExp(name) }, `${name}=${value} is refused`)
+  }
+})

@@ -21,8 +21,11 @@ export const TEST_ENV: Record<string, string> = {
   ARGON2_MEMORY_KIB: '1024',
   ARGON2_ITERATIONS: '1',
   ARGON2_PARALLELISM: '1',
-  PUBLIC_URL: 'http://auth.test'
+  PUBLIC_URL: 'http://auth.test',
+  // Tests that want mail give SMTP_URL (test/smtp.ts); the others' development outbox goes here.
+  MAIL_OUTBOX_DIR: join(tmpdir(), `auth-test-outbox-${process.pid}`)
 }
+process.on('exit', () => rmSync(TEST_ENV.MAIL_OUTBOX_DIR!, { recursive: true, force: true }))
 
 /**
  * The service never reads the wall clock: every app a test builds runs on an injected clock,

@@ -1,9 +1,11 @@
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox'
+import { ChangePasswordBody, DeleteAccountBody, SecurityEventList, SessionList } from './account.js'
 import { AuthorizationServerMetadata, JsonWebKeySet } from './discovery.js'
 import { Problem } from './problems.js'
 import { AuthStatus, Health, NotReady, Readiness } from './status.js'
 import { OAuthError, RevocationRequest, TokenRequest, TokenResponse } from './tokens.js'
-import { CreateUserBody, User } from './users.js'
+import { CreateUserBody, CurrentUser, User } from './users.js'
+import { EmailVerificationConfirmation, PasswordResetConfirmation, PasswordResetRequest } from './account-emails.js'
 
 /**
  * The schemas routes share, by name. plugins/schemas.ts registers each with `addSchema` under
@@ -15,6 +17,10 @@ export const components = {
   OAuthError,
   CreateUserBody,
   User,
+  CurrentUser,
+  PasswordResetRequest,
+  PasswordResetConfirmation,
+  EmailVerificationConfirmation,
   TokenRequest,
   TokenResponse,
   RevocationRequest,
@@ -23,7 +29,11 @@ export const components = {
   Readiness,
   NotReady,
   AuthorizationServerMetadata,
-  JsonWebKeySet
+  JsonWebKeySet,
+  ChangePasswordBody,
+  DeleteAccountBody,
+  SessionList,
+  SecurityEventList
 }
 export type ComponentName = keyof typeof components
 type Of<N extends ComponentName> = Static<typeof components[N]>
@@ -74,7 +84,7 @@ export const authenticationProblems = {
   400: problem('More than one Authorization header (RFC 6750 §3.1).', {
     'WWW-Authenticate': Type.String({ description: '`Bearer realm="auth-service", error="invalid_request", error_description="…"`' })
   }),
-  401: problem('No access token, or one that is malformed, expired, not yet valid, signed by an unknown key, for another issuer or audience, issued before a logout, or for a user that no longer exists.', {
+  401: problem('No access token, or one that is malformed, expired, not yet valid, signed by an unknown key, for another issuer or audience, issued before a logout, of a session that has ended (signed out, revoked, or ended by a password change), or for a user that no longer exists.', {
     'WWW-Authenticate': Type.String({ description: 'The RFC 6750 §3 challenge: `Bearer realm="auth-service"` when no bearer token was sent, with `error="invalid_token"` and an `error_description` when one was refused.' })
   })
 }
@@ -100,4 +110,15 @@ export const commonOAuthErrors = {
   429: oauthError('`invalid_request`: too many requests from this address, or (on /token) too many failed logins for this account or address — the right password is refused too until `Retry-After` seconds have passed.', RETRY_AFTER),
   500: oauthError('`server_error`: the server could not complete the request.'),
   503: oauthError('`temporarily_unavailable`: the database is unreachable or too many logins are in progress.', RETRY_AFTER)
+}
+
+/** What a route that sends email answers when it cannot, or when the database is unreachable. */
+export const mailUnavailableProblem = {
+  503: problem('The database is unreachable, or the service has no way to send email (production without `SMTP_URL`): try again after `Retry-After` seconds.', RETRY_AFTER)
+}
+
+/** What an operation that re-authenticates with `current_password` answers besides its own. */
+export const reauthenticationProblems = {
+  403: problem('The current password is wrong. It counts as a failed login for the account.'),
+  429: problem('Too many failed logins for this account or from this address: refused, the right password included, until `Retry-After` seconds have passed. Also more than `RATE_LIMIT_PER_MINUTE` requests from this address in a minute, when that limit is set.', RETRY_AFTER)
 }

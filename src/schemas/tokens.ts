@@ -47,5 +47,7 @@ export interface AccessTokenClaims {
   iat: number
   exp: number
   jti: string
+  /** The session (refresh-token family) the token belongs to, as GET /users/me/sessions names it. */
+  sid: string
   scope?: string
 }

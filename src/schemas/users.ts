@@ -26,3 +26,11 @@ export const User = Type.Object({
   created_at: Type.String({ format: 'date-time' })
 })
 export type User = Static<typeof User>
+
+export const CurrentUser = Type.Object({
+  id: Type.Integer({ minimum: 1 }),
+  email: Type.String({ format: 'email' }),
+  created_at: Type.String({ format: 'date-time' }),
+  email_verified: Type.Boolean({ description: 'Whether the account followed the link of a verification email.' })
+})
+export type CurrentUser = Static<typeof CurrentUser>

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import { toClaimedEmail, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -9,6 +9,14 @@ interface UserRow extends RowDataPacket {
   password_hash: string
   created_at: Date
   tokens_not_before: number
+  email_verified_at: number | null
+}
+
+type OutboxRow = RowDataPacket & OutboxColumns
+
+interface SpentRow extends RowDataPacket {
+  user_id: number
+  email: string
 }
 
 interface RefreshRow extends RowDataPacket {
@@ -18,11 +26,38 @@ interface RefreshRow extends RowDataPacket {
   tokens_not_before: number
 }
 
-const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before'
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
 const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
 const USE_REFRESH_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'
 const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
+const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
+  SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
+const SPEND_TOKEN = 'UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?'
+const SPENT_TOKEN = 'SELECT t.user_id, u.email FROM account_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?'
+
+function emailValues (userId: number | null, message: OutgoingEmail, now: number): Values {
+  return [userId, message.recipient, message.subject, message.text, message.html, message.link ?? null, now, message.expiresAt, now, userId, userId]
+}
+
+const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL'
+const INSERT_SESSION = 'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
+const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
+  s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
+  FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
+
+interface SessionRow extends RowDataPacket {
+  id: Buffer
+  created_at: number
+  last_used_at: number
+  ip: string | null
+  user_agent: string | null
+}
+
+/** A row that names a user who is gone (deleted meanwhile). */
+function isForeignKeyFailure (err: unknown): boolean {
+  return (err as { code?: string }).code === 'ER_NO_REFERENCED_ROW_2'
+}
 
 /** The pool options the store relies on: UTC dates and full Unicode. */
 export const poolOptions = {
@@ -72,12 +107,12 @@ async function retryOnDeadlock<T> (fn: () => Promise<T>): Promise<T> {
 /**
  * A Galera node answers reads from what it has applied, which may lag a write committed on
  * another node by a moment. This prefix makes one statement first wait until the node has
- * applied every write the cluster had ordered when the statement arrived (1: reads, 3: reads,
- * updates and deletes). MariaDB's SET STATEMENT scopes it to the statement.
+ * applied every write the cluster had ordered when the statement arrived; a transaction that
+ * must see such writes starts with one such read. MariaDB's SET STATEMENT scopes it to the
+ * statement.
  * @see https://mariadb.com/kb/en/galera-cluster-system-variables/#wsrep_sync_wait
  */
 const SYNC_READ = 'SET STATEMENT wsrep_sync_wait = 1 FOR '
-const SYNC_UPDATE = 'SET STATEMENT wsrep_sync_wait = 3 FOR '
 
 export interface MysqlStoreOptions {
   /** On a Galera cluster, make the reads that decide about authentication causal. */
@@ -138,8 +173,8 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
   }
 
   /** The statement, made causal on a Galera cluster when the setting asks for it. */
-  async function causal (sql: string, prefix = SYNC_READ): Promise<string> {
-    return causalReads && await isGalera() ? prefix + sql : sql
+  async function causal (sql: string): Promise<string> {
+    return causalReads && await isGalera() ? SYNC_READ + sql : sql
   }
 
   /** A one-statement write, run again if it lost a deadlock or, on Galera, certification. */
@@ -147,8 +182,14 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     return retryOnDeadlock(() => execute<T>(sql, values))
   }
 
-  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  /**
+   * A transaction; `causal`, it first waits, on its own connection and so on its own node, for
+   * the writes the cluster had committed, before any of its statements runs.
+   */
+  async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>, { causal = false } = {}): Promise<T> {
+    const wait = causal && causalReads && await isGalera()
     return retryOnDeadlock(() => withConnection(async connection => {
+      if (wait) await connection.query(`${SYNC_READ}SELECT 1 FROM users LIMIT 1`)
       await connection.beginTransaction()
       try {
         const result = await fn(connection)
@@ -161,9 +202,34 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     }))
   }
 
+  /** The user and email of a live token of this purpose, now spent; undefined when it was not live. */
+  async function spendToken (connection: PoolConnection, hash: Buffer, purpose: string, now: number) {
+    const [result] = await connection.execute<ResultSetHeader>(SPEND_TOKEN, [now, hash, purpose, now])
+    if (result.affectedRows !== 1) return undefined
+    const [rows] = await connection.execute<SpentRow[]>(SPENT_TOKEN, [hash])
+    return { userId: Number(rows[0]!.user_id), email: rows[0]!.email }
+  }
+
   async function findRefreshToken (hash: Buffer) {
     const [rows] = await execute<RefreshRow[]>(await causal(FIND_REFRESH_TOKEN), [hash])
     return rows[0]
+  }
+
+  function revokeFamily (familyId: Buffer, now: number) {
+    return transaction(async connection => {
+      await connection.execute(REVOKE_FAMILY, [now, familyId])
+      await connection.execute(END_FAMILY_SESSION, [now, familyId])
+    }, { causal: true })
+  }
+
+  async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
+    await connection.execute(INSERT_SESSION, [session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent])
+    await connection.execute(INSERT_REFRESH_TOKEN, [token.hash, session.userId, session.id, token.createdAt, token.expiresAt])
+  }
+
+  async function endAllSessions (connection: PoolConnection, userId: number, now: number) {
+    await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
+    await connection.execute('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL', [now, userId])
   }
 
   return {
@@ -174,7 +240,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
         const [result] = await write<ResultSetHeader>(
           'INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)',
           [email, passwordHash, createdAt])
-        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0 }
+        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null }
       } catch (err) {
         if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new EmailTaken()
         throw err
@@ -195,28 +261,90 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       await write('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
 
+    async findAuthentication (userId: number, sessionId: Buffer) {
+      const [rows] = await execute<Array<UserRow & { session_live: number }>>(await causal(FIND_AUTHENTICATION), [sessionId, userId])
+      const row = rows[0]
+      if (row === undefined) return undefined
+      return { user: toUser(row)!, sessionLive: Number(row.session_live) === 1 } satisfies Authentication
+    },
+
+    async changePassword (userId, currentHash, newHash, next, token, now) {
+      return transaction(async connection => {
+        // The row lock this UPDATE takes makes a concurrent change wait, then find the hash changed.
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?', [newHash, userId, currentHash])
+        if (result.affectedRows !== 1) return false
+        await endAllSessions(connection, userId, now)
+        await insertSession(connection, next, token)
+        return true
+      })
+    },
+
+    async deleteUser (userId: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>('DELETE FROM users WHERE id = ?', [userId])
+        return result.affectedRows === 1
+      })
+    },
+
+    async createSession (session: NewSession, token: FirstRefreshToken) {
+      try {
+        await transaction(connection => insertSession(connection, session, token))
+        return true
+      } catch (err) {
+        if (isForeignKeyFailure(err)) return false
+        throw err
+      }
+    },
+
+    async listSessions (userId: number, now: number) {
+      const [rows] = await execute<SessionRow[]>(await causal(
+        'SELECT id, created_at, last_used_at, ip, user_agent FROM sessions WHERE user_id = ? AND ended_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id'),
+      [userId, now])
+      return rows.map(toSession)
+    },
+
+    async endSession (userId: number, sessionId: Buffer, now: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?', [now, sessionId, userId, now])
+        if (result.affectedRows !== 1) return false
+        await connection.execute(REVOKE_FAMILY, [now, sessionId])
+        return true
+      })
+    },
+
+    async pruneSessions (now: number, limit: number) {
+      const [result] = await write<ResultSetHeader>('DELETE FROM sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?', [now, String(limit)])
+      return result.affectedRows
+    },
+
     async createRefreshToken ({ hash, userId, familyId, createdAt, expiresAt }: NewRefreshToken) {
       await write(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
     },
 
     async rotateRefreshToken (hash, next, now): Promise<Rotation> {
-      const use = await causal(USE_REFRESH_TOKEN, SYNC_UPDATE)
       const rotated = await transaction(async connection => {
         // The row lock this UPDATE takes makes a concurrent rotation of the same token wait,
         // then find it used and change nothing; on Galera, the rotation that lost
         // certification is retried and, causal, finds it used too.
-        const [result] = await connection.execute<ResultSetHeader>(use, [now, hash, now])
+        const [result] = await connection.execute<ResultSetHeader>(USE_REFRESH_TOKEN, [now, hash, now])
         if (result.affectedRows !== 1) return undefined
         const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
         const row = rows[0]!
         await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
-        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before) }
+        await connection.execute('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?', [now, next.expiresAt, row.family_id])
+        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before), sessionId: row.family_id }
+      }, { causal: true }).catch(err => {
+        // The account was deleted while this refresh ran: its tokens are gone with it.
+        if (isForeignKeyFailure(err)) return undefined
+        throw err
       })
       if (rotated !== undefined) return rotated
 
       const row = await findRefreshToken(hash)
       if (row?.used_at != null) {
-        await write(REVOKE_FAMILY, [now, row.family_id])
+        await revokeFamily(row.family_id, now)
         return { outcome: 'reused', userId: Number(row.user_id) }
       }
       return { outcome: 'invalid' }
@@ -225,15 +353,15 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
       const row = await findRefreshToken(hash)
       if (row === undefined) return false
-      await write(REVOKE_FAMILY, [now, row.family_id])
+      await revokeFamily(row.family_id, now)
       return true
     },
 
     async endSessions (userId: number, notBefore: number, now: number) {
       await transaction(async connection => {
         await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [notBefore, userId])
-        await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
-      })
+        await endAllSessions(connection, userId, now)
+      }, { causal: true })
     },
 
     async pruneRefreshTokens (now: number, limit: number) {
@@ -265,10 +393,108 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return result.affectedRows
     },
 
+    async issueEmailToken ({ email, purpose, hash, now, expiresAt, since, limit, message, attemptSubject }: EmailTokenRequest) {
+      // No account, or over the limit: the same statements run against user id 0, which matches
+      // no row. The locking read makes concurrent requests for one account take turns, so the
+      // hourly limit holds exactly.
+      return transaction(async (connection): Promise<EmailTokenOutcome> => {
+        if (attemptSubject !== undefined) await connection.execute('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)', [attemptSubject, now])
+        const [users] = await connection.execute<Array<RowDataPacket & { id: number }>>('SELECT id FROM users WHERE email = ? FOR UPDATE', [email])
+        const user = users[0]
+        const [counts] = await connection.execute<Array<RowDataPacket & { count: number }>>(
+          'SELECT COUNT(*) AS count FROM account_tokens WHERE user_id = ? AND purpose = ? AND created_at > ?', [user?.id ?? 0, purpose, since])
+        const outcome = user === undefined ? 'no_account' as const : Number(counts[0]!.count) >= limit ? 'limited' as const : 'issued' as const
+        const userId = outcome === 'issued' ? Number(user!.id) : 0
+        await connection.execute('UPDATE account_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL', [now, userId, purpose])
+        await connection.execute('INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM users WHERE id = ?',
+          [hash, purpose, now, expiresAt, userId])
+        await connection.execute(INSERT_EMAIL, emailValues(userId, message, now))
+        return outcome === 'issued' ? { outcome, userId } : { outcome }
+      })
+    },
+
+    async resetPassword (hash: Buffer, passwordHash: string, now: number) {
+      return transaction(async connection => {
+        const spent = await spendToken(connection, hash, 'password_reset', now)
+        if (spent === undefined) return undefined
+        await connection.execute('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, spent.userId])
+        await connection.execute('UPDATE users SET tokens_not_before = ? WHERE id = ?', [now + 1, spent.userId])
+        await endAllSessions(connection, spent.userId, now)
+        return spent
+      }, { causal: true })
+    },
+
+    async verifyEmail (hash: Buffer, now: number) {
+      return transaction(async connection => {
+        const spent = await spendToken(connection, hash, 'email_verification', now)
+        if (spent === undefined) return undefined
+        await connection.execute('UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL', [now, spent.userId])
+        return spent.userId
+      }, { causal: true })
+    },
+
+    async enqueueEmail (message: OutgoingEmail & { userId?: number }, now: number) {
+      await write(INSERT_EMAIL, emailValues(message.userId ?? null, message, now))
+    },
+
+    async claimEmails (claimId: Buffer, now: number, claimedUntil: number, limit: number): Promise<ClaimedEmail[]> {
+      await write(
+        `UPDATE outbox SET claim_id = ?, claimed_until = ? WHERE next_attempt_at <= ? AND expires_at > ?
+          AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?`,
+        [claimId, claimedUntil, now, now, now, String(limit)])
+      const [rows] = await execute<OutboxRow[]>(await causal(
+        'SELECT id, recipient, subject, text_body, html_body, link, attempts, expires_at FROM outbox WHERE claim_id = ? ORDER BY id'), [claimId])
+      return rows.map(toClaimedEmail)
+    },
+
+    async deleteEmail (id: number, claimId: Buffer) {
+      await write('DELETE FROM outbox WHERE id = ? AND claim_id = ?', [id, claimId])
+    },
+
+    async emailFailed (id: number, claimId: Buffer, nextAttemptAt: number, error: string) {
+      await write(
+        'UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim_id = NULL, claimed_until = NULL, last_error = ? WHERE id = ? AND claim_id = ?',
+        [nextAttemptAt, error.slice(0, 255), id, claimId])
+    },
+
+    async pruneOutbox (now: number, limit: number) {
+      const [result] = await write<ResultSetHeader>(
+        'DELETE FROM outbox WHERE expires_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?', [now, now, String(limit)])
+      return result.affectedRows
+    },
+
+    async pruneEmailTokens (before: number, limit: number) {
+      const [result] = await write<ResultSetHeader>(
+        'DELETE FROM account_tokens WHERE expires_at < ? AND created_at < ? ORDER BY expires_at LIMIT ?', [before, before, String(limit)])
+      return result.affectedRows
+    },
+
+    async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
+      // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
+      await write('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?',
+        [type, at, ip, userAgent, userId])
+    },
+
+    async listSecurityEvents (userId: number, limit: number) {
+      const [rows] = await execute<Array<RowDataPacket & { type: SecurityEvent['type'], at: number, ip: string | null, user_agent: string | null }>>(
+        'SELECT type, at, ip, user_agent FROM security_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?', [userId, String(limit)])
+      return rows.map(row => ({ type: row.type, at: Number(row.at), ip: row.ip, userAgent: row.user_agent }))
+    },
+
+    async pruneSecurityEvents (before: number, limit: number) {
+      const [result] = await write<ResultSetHeader>(
+        'DELETE FROM security_events WHERE at < ? ORDER BY at LIMIT ?', [before, String(limit)])
+      return result.affectedRows
+    },
+
     async ping () {
       await withConnection(connection => connection.query('SELECT 1'))
     }
   }
+}
+
+function toSession (row: SessionRow): SessionRecord {
+  return { id: row.id, createdAt: Number(row.created_at), lastUsedAt: Number(row.last_used_at), ip: row.ip, userAgent: row.user_agent }
 }
 
 function toUser (row: UserRow | undefined): UserRecord | undefined {
@@ -278,6 +504,7 @@ function toUser (row: UserRow | undefined): UserRecord | undefined {
     email: row.email,
     passwordHash: row.password_hash,
     createdAt: row.created_at,
-    tokensNotBefore: Number(row.tokens_not_before)
+    tokensNotBefore: Number(row.tokens_not_before),
+    emailVerifiedAt: row.email_verified_at === null ? null : Number(row.email_verified_at)
   }
 }

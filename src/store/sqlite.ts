@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { EmailTaken } from '../errors.js'
 import { openSqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js'
-import type { LoginFailures, NewRefreshToken, NewUser, Rotation, Store, UserRecord } from './store.js'
+import { toClaimedEmail, type Authentication, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 export type { SqliteDatabase } from './sqlite-driver.js'
 
@@ -12,6 +12,7 @@ interface UserRow {
   password_hash: string
   created_at: string
   tokens_not_before: number
+  email_verified_at: number | null
 }
 
 interface RefreshRow {
@@ -21,7 +22,22 @@ interface RefreshRow {
   tokens_not_before: number
 }
 
-const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before'
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
+const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
+  s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
+  FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
+
+interface SessionRow {
+  id: Buffer
+  created_at: number
+  last_used_at: number
+  ip: string | null
+  user_agent: string | null
+}
+
+function isForeignKeyFailure (err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+}
 
 export function openSqlite (path: string): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -53,8 +69,18 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     sql('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
       .run(hash, userId, familyId, createdAt, expiresAt)
   }
-  const revokeFamily = (familyId: Buffer, now: number) => {
+  const revokeFamily = (familyId: Buffer, now: number) => db.immediate(() => {
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, familyId)
+    sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL').run(now, familyId)
+  })
+  const insertSession = (session: NewSession, token: FirstRefreshToken) => {
+    sql('INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent)
+    insertRefreshToken({ ...token, userId: session.userId, familyId: session.id })
+  }
+  const endAllSessions = (userId: number, now: number) => {
+    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
+    sql('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL').run(now, userId)
   }
   const findRefreshToken = (hash: Buffer) => sql(
     'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
@@ -67,7 +93,8 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     const row = findRefreshToken(hash)
     if (changes === 1 && row !== undefined) {
       insertRefreshToken({ ...next, userId: row.user_id, familyId: row.family_id })
-      return { outcome: 'rotated', userId: row.user_id, tokensNotBefore: row.tokens_not_before }
+      sql('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?').run(now, next.expiresAt, row.family_id)
+      return { outcome: 'rotated', userId: row.user_id, tokensNotBefore: row.tokens_not_before, sessionId: row.family_id }
     }
     if (row?.used_at != null) {
       revokeFamily(row.family_id, now)
@@ -80,7 +107,69 @@ export function createSqliteStore (db: SqliteDatabase): Store {
   })
   const endSessions = (userId: number, notBefore: number, now: number) => db.immediate(() => {
     sql('UPDATE users SET tokens_not_before = ? WHERE id = ?').run(notBefore, userId)
-    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
+    endAllSessions(userId, now)
+  })
+  const changePassword = (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number) => db.immediate(() => {
+    const { changes } = sql('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?').run(newHash, userId, currentHash)
+    if (changes !== 1) return false
+    endAllSessions(userId, now)
+    insertSession(next, token)
+    return true
+  })
+  const createSession = (session: NewSession, token: FirstRefreshToken) => db.immediate(() => insertSession(session, token))
+  const endSession = (userId: number, sessionId: Buffer, now: number) => db.immediate(() => {
+    const { changes } = sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?')
+      .run(now, sessionId, userId, now)
+    if (changes !== 1) return false
+    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, sessionId)
+    return true
+  })
+  const insertEmail = (userId: number | null, message: OutgoingEmail, now: number) => {
+    sql(`INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
+      SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`)
+      .run(userId, message.recipient, message.subject, message.text, message.html, message.link ?? null, now, message.expiresAt, now, userId, userId)
+  }
+  // No account, or over the limit: the same statements run against user id 0, which matches no row.
+  const issueEmailToken = (request: EmailTokenRequest): EmailTokenOutcome => db.immediate(() => {
+    const { email, purpose, hash, now, expiresAt, since, limit, message, attemptSubject } = request
+    if (attemptSubject !== undefined) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(attemptSubject, now)
+    const user = sql('SELECT id FROM users WHERE email = ?').get(email) as { id: number } | undefined
+    const { count } = sql('SELECT COUNT(*) AS count FROM account_tokens WHERE user_id = ? AND purpose = ? AND created_at > ?')
+      .get(user?.id ?? 0, purpose, since) as { count: number }
+    const outcome = user === undefined ? 'no_account' as const : count >= limit ? 'limited' as const : 'issued' as const
+    const userId = outcome === 'issued' ? user!.id : 0
+    sql('UPDATE account_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL').run(now, userId, purpose)
+    sql('INSERT INTO account_tokens (token_hash, user_id, purpose, created_at, expires_at) SELECT ?, id, ?, ?, ? FROM users WHERE id = ?')
+      .run(hash, purpose, now, expiresAt, userId)
+    insertEmail(userId, message, now)
+    return outcome === 'issued' ? { outcome, userId } : { outcome }
+  })
+  const spendToken = (hash: Buffer, purpose: string, now: number) => {
+    const { changes } = sql('UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?')
+      .run(now, hash, purpose, now)
+    if (changes !== 1) return undefined
+    return sql('SELECT t.user_id, u.email FROM account_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?')
+      .get(hash) as { user_id: number, email: string }
+  }
+  const resetPassword = (hash: Buffer, passwordHash: string, now: number) => db.immediate(() => {
+    const spent = spendToken(hash, 'password_reset', now)
+    if (spent === undefined) return undefined
+    sql('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, spent.user_id)
+    endSessions(spent.user_id, now + 1, now)
+    return { userId: spent.user_id, email: spent.email }
+  })
+  const verifyEmail = (hash: Buffer, now: number) => db.immediate(() => {
+    const spent = spendToken(hash, 'email_verification', now)
+    if (spent === undefined) return undefined
+    sql('UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL').run(now, spent.user_id)
+    return spent.user_id
+  })
+  const claimEmails = (claimId: Buffer, now: number, claimedUntil: number, limit: number) => db.immediate(() => {
+    sql(`UPDATE outbox SET claim_id = ?, claimed_until = ? WHERE id IN (
+      SELECT id FROM outbox WHERE next_attempt_at <= ? AND expires_at > ? AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?)`)
+      .run(claimId, claimedUntil, now, now, now, limit)
+    return sql('SELECT id, recipient, subject, text_body, html_body, link, attempts, expires_at FROM outbox WHERE claim_id = ? ORDER BY id')
+      .all(claimId) as unknown as OutboxRow[]
   })
 
   return {
@@ -90,7 +179,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       try {
         const { lastInsertRowid } = sql('INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)')
           .run(email, passwordHash, createdAt.toISOString())
-        return { id: Number(lastInsertRowid), email, passwordHash, createdAt, tokensNotBefore: 0 }
+        return { id: Number(lastInsertRowid), email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null }
       } catch (err) {
         if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new EmailTaken()
         throw err
@@ -107,6 +196,44 @@ export function createSqliteStore (db: SqliteDatabase): Store {
 
     async updatePasswordHash (id: number, passwordHash: string) {
       sql('UPDATE users SET password_hash = ? WHERE id = ?').run(passwordHash, id)
+    },
+
+    async findAuthentication (userId: number, sessionId: Buffer) {
+      const row = sql(FIND_AUTHENTICATION).get(sessionId, userId) as (UserRow & { session_live: number }) | undefined
+      if (row === undefined) return undefined
+      return { user: toUser(row)!, sessionLive: row.session_live === 1 } satisfies Authentication
+    },
+
+    async changePassword (userId, currentHash, newHash, next, token, now) {
+      return changePassword(userId, currentHash, newHash, next, token, now)
+    },
+
+    async deleteUser (userId: number) {
+      return sql('DELETE FROM users WHERE id = ?').run(userId).changes === 1
+    },
+
+    async createSession (session: NewSession, token: FirstRefreshToken) {
+      try {
+        createSession(session, token)
+        return true
+      } catch (err) {
+        if (isForeignKeyFailure(err)) return false
+        throw err
+      }
+    },
+
+    async listSessions (userId: number, now: number) {
+      const rows = sql('SELECT id, created_at, last_used_at, ip, user_agent FROM sessions WHERE user_id = ? AND ended_at IS NULL AND expires_at > ? ORDER BY created_at DESC, id')
+        .all(userId, now) as unknown as SessionRow[]
+      return rows.map(toSession)
+    },
+
+    async endSession (userId: number, sessionId: Buffer, now: number) {
+      return endSession(userId, sessionId, now)
+    },
+
+    async pruneSessions (now: number, limit: number) {
+      return sql('DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < ? LIMIT ?)').run(now, limit).changes
     },
 
     async createRefreshToken (token: NewRefreshToken) {
@@ -154,10 +281,70 @@ export function createSqliteStore (db: SqliteDatabase): Store {
         .run(before, limit).changes
     },
 
+    async issueEmailToken (request: EmailTokenRequest) {
+      return issueEmailToken(request)
+    },
+
+    async resetPassword (hash: Buffer, passwordHash: string, now: number) {
+      return resetPassword(hash, passwordHash, now)
+    },
+
+    async verifyEmail (hash: Buffer, now: number) {
+      return verifyEmail(hash, now)
+    },
+
+    async enqueueEmail (message: OutgoingEmail & { userId?: number }, now: number) {
+      insertEmail(message.userId ?? null, message, now)
+    },
+
+    async claimEmails (claimId: Buffer, now: number, claimedUntil: number, limit: number) {
+      return claimEmails(claimId, now, claimedUntil, limit).map(toClaimedEmail)
+    },
+
+    async deleteEmail (id: number, claimId: Buffer) {
+      sql('DELETE FROM outbox WHERE id = ? AND claim_id = ?').run(id, claimId)
+    },
+
+    async emailFailed (id: number, claimId: Buffer, nextAttemptAt: number, error: string) {
+      sql('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, claim_id = NULL, claimed_until = NULL, last_error = ? WHERE id = ? AND claim_id = ?')
+        .run(nextAttemptAt, error.slice(0, 255), id, claimId)
+    },
+
+    async pruneOutbox (now: number, limit: number) {
+      return sql('DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE expires_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?) LIMIT ?)')
+        .run(now, now, limit).changes
+    },
+
+    async pruneEmailTokens (before: number, limit: number) {
+      return sql('DELETE FROM account_tokens WHERE id IN (SELECT id FROM account_tokens WHERE expires_at < ? AND created_at < ? LIMIT ?)')
+        .run(before, before, limit).changes
+    },
+
+    async recordSecurityEvent (userId: number, { type, at, ip, userAgent }: SecurityEvent) {
+      // INSERT … SELECT: for a user deleted meanwhile nothing is inserted, and no foreign key fails.
+      sql('INSERT INTO security_events (user_id, type, at, ip, user_agent) SELECT id, ?, ?, ?, ? FROM users WHERE id = ?')
+        .run(type, at, ip, userAgent, userId)
+    },
+
+    async listSecurityEvents (userId: number, limit: number) {
+      const rows = sql('SELECT type, at, ip, user_agent FROM security_events WHERE user_id = ? ORDER BY at DESC, id DESC LIMIT ?')
+        .all(userId, limit) as Array<{ type: SecurityEvent['type'], at: number, ip: string | null, user_agent: string | null }>
+      return rows.map(row => ({ type: row.type, at: row.at, ip: row.ip, userAgent: row.user_agent }))
+    },
+
+    async pruneSecurityEvents (before: number, limit: number) {
+      return sql('DELETE FROM security_events WHERE id IN (SELECT id FROM security_events WHERE at < ? LIMIT ?)')
+        .run(before, limit).changes
+    },
+
     async ping () {
       sql('SELECT 1').get()
     }
   }
+}
+
+function toSession (row: SessionRow): SessionRecord {
+  return { id: row.id, createdAt: row.created_at, lastUsedAt: row.last_used_at, ip: row.ip, userAgent: row.user_agent }
 }
 
 function toUser (row: UserRow | undefined): UserRecord | undefined {
@@ -167,6 +354,7 @@ function toUser (row: UserRow | undefined): UserRecord | undefined {
     email: row.email,
     passwordHash: row.password_hash,
     createdAt: new Date(row.created_at),
-    tokensNotBefore: row.tokens_not_before
+    tokensNotBefore: row.tokens_not_before,
+    emailVerifiedAt: row.email_verified_at
   }
 }

@@ -1,3 +1,5 @@
+import type { SecurityEventType } from '../accounts/events.js'
+
 export interface UserRecord {
   id: number
   email: string
@@ -5,6 +7,13 @@ export interface UserRecord {
   createdAt: Date
   /** Access tokens issued before this instant (epoch ms) are refused; logout moves it. */
   tokensNotBefore: number
+  /** When the email address was verified (epoch ms); null until then. */
+  emailVerifiedAt: number | null
+}
+
+/** The user of an authenticated request, and the session its access token belongs to. */
+export interface AuthenticatedUser extends UserRecord {
+  sessionId: string
 }
 
 export interface NewUser {
@@ -22,9 +31,37 @@ export interface NewRefreshToken {
   expiresAt: number
 }
 
+/** A login: the refresh-token family `id`, and what a person sees of it. Times in epoch ms. */
+export interface NewSession {
+  id: Buffer
+  userId: number
+  createdAt: number
+  /** Moves with each refresh: the expiry of the family's newest refresh token. */
+  expiresAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+export interface SessionRecord {
+  id: Buffer
+  createdAt: number
+  lastUsedAt: number
+  ip: string | null
+  userAgent: string | null
+}
+
+/** The first refresh token of a new session. */
+export type FirstRefreshToken = Omit<NewRefreshToken, 'userId' | 'familyId'>
+
+/** What strict authentication reads in one query: the user, and whether the token's session is live. */
+export interface Authentication {
+  user: UserRecord
+  sessionLive: boolean
+}
+
 export type Rotation =
   /** The old token is retired and its successor stored, in one transaction. */
-  | { outcome: 'rotated', userId: number, tokensNotBefore: number }
+  | { outcome: 'rotated', userId: number, tokensNotBefore: number, sessionId: Buffer }
   /** The token had already been used: its whole family is now revoked. */
   | { outcome: 'reused', userId: number }
   /** Unknown, expired or revoked. */
@@ -34,6 +71,55 @@ export interface LoginFailures {
   subject: Buffer
   count: number
   oldest: number
+}
+
+export type TokenPurpose = 'password_reset' | 'email_verification'
+
+/** A message for the outbox; the bodies hold the link, so the row is deleted once sent. */
+export interface OutgoingEmail {
+  recipient: string
+  subject: string
+  text: string
+  html: string
+  link?: string
+  /** Not sent after this instant (epoch ms): its link has expired by then. */
+  expiresAt: number
+}
+
+export interface EmailTokenRequest {
+  /** The account's email; nothing is written when no account has it, but the same queries run. */
+  email: string
+  purpose: TokenPurpose
+  hash: Buffer
+  now: number
+  expiresAt: number
+  /** At most `limit` tokens of this purpose since `since` (the hourly email limit). */
+  since: number
+  limit: number
+  message: OutgoingEmail
+  /** Recorded in login_failures in the same transaction (the per-address limit), whatever the outcome. */
+  attemptSubject?: Buffer
+}
+
+export interface EmailTokenOutcome {
+  outcome: 'issued' | 'limited' | 'no_account'
+  /** The account's id when a token was issued. */
+  userId?: number
+}
+
+/** One outbox row, claimed by one sender. */
+export interface ClaimedEmail extends Omit<OutgoingEmail, 'expiresAt'> {
+  id: number
+  attempts: number
+  expiresAt: number
+}
+
+export interface SecurityEvent {
+  type: SecurityEventType
+  /** Epoch ms. */
+  at: number
+  ip: string | null
+  userAgent: string | null
 }
 
 /**
@@ -47,6 +133,28 @@ export interface Store {
   findUserByEmail (email: string): Promise<UserRecord | undefined>
   findUserById (id: number): Promise<UserRecord | undefined>
   updatePasswordHash (id: number, passwordHash: string): Promise<void>
+  /**
+   * The user, with whether the session `sessionId` is theirs and live, in one query: the only
+   * one an authenticated request makes.
+   */
+  findAuthentication (userId: number, sessionId: Buffer): Promise<Authentication | undefined>
+  /**
+   * Sets a new password hash if and only if the current one is still `currentHash` (of two
+   * concurrent changes exactly one wins), ends every session of the user and starts `next`,
+   * in one transaction. False when the hash had changed: nothing was done.
+   */
+  changePassword (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number): Promise<boolean>
+  /** Deletes the user and, by foreign keys, everything kept for them; false when already gone. */
+  deleteUser (userId: number): Promise<boolean>
+
+  /** A login: the session and its first refresh token, together. False when the user is gone. */
+  createSession (session: NewSession, token: FirstRefreshToken): Promise<boolean>
+  /** The user's live sessions, newest first. */
+  listSessions (userId: number, now: number): Promise<SessionRecord[]>
+  /** Ends one live session of the user and revokes its refresh tokens; false when there is none such. */
+  endSession (userId: number, sessionId: Buffer, now: number): Promise<boolean>
+  /** Deletes up to `limit` sessions whose refresh tokens all expired before `now`; returns how many. */
+  pruneSessions (now: number, limit: number): Promise<number>
 
   createRefreshToken (token: NewRefreshToken): Promise<void>
   /**
@@ -55,9 +163,9 @@ export interface Store {
    * one token exactly one succeeds.
    */
   rotateRefreshToken (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number): Promise<Rotation>
-  /** Revokes the family of the token with this hash; false when no such token exists. */
+  /** Revokes the family of the token with this hash and ends its session; false when no such token exists. */
   revokeRefreshTokenFamily (hash: Buffer, now: number): Promise<boolean>
-  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token. */
+  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token, ends every session. */
   endSessions (userId: number, notBefore: number, now: number): Promise<void>
   /** Deletes up to `limit` refresh tokens that expired before `now`; returns how many. */
   pruneRefreshTokens (now: number, limit: number): Promise<number>
@@ -70,6 +178,68 @@ export interface Store {
   /** Deletes up to `limit` failures recorded before `before`; returns how many. */
   pruneLoginFailures (before: number, limit: number): Promise<number>
 
+  /**
+   * Issues a reset or verification token and queues its email, in one transaction: supersedes
+   * the account's older tokens of the purpose, unless the hourly limit is reached. The same
+   * statements run whether or not the account exists, so the answer takes the same time.
+   */
+  issueEmailToken (request: EmailTokenRequest): Promise<EmailTokenOutcome>
+  /**
+   * Spends a live password-reset token (a conditional update: of two concurrent uses exactly one
+   * wins) and, in the same transaction, sets the new password hash and ends every session
+   * (access tokens issued before `now + 1` refused, refresh tokens revoked).
+   */
+  resetPassword (hash: Buffer, passwordHash: string, now: number): Promise<{ userId: number, email: string } | undefined>
+  /** Spends a live verification token and marks the account's email verified. */
+  verifyEmail (hash: Buffer, now: number): Promise<number | undefined>
+  /** Queues an email that carries no token (a notice). */
+  enqueueEmail (message: OutgoingEmail & { userId?: number }, now: number): Promise<void>
+  /**
+   * Claims up to `limit` due messages for `claimedUntil` with one conditional UPDATE, so two
+   * senders never hold one message, and returns them.
+   */
+  claimEmails (claimId: Buffer, now: number, claimedUntil: number, limit: number): Promise<ClaimedEmail[]>
+  /** Deletes a message that was sent (or can never be), if this claim still holds it. */
+  deleteEmail (id: number, claimId: Buffer): Promise<void>
+  /** Releases a message for another attempt at `nextAttemptAt`. */
+  emailFailed (id: number, claimId: Buffer, nextAttemptAt: number, error: string): Promise<void>
+  /** Deletes up to `limit` messages not sent before they expired; returns how many. */
+  pruneOutbox (now: number, limit: number): Promise<number>
+  /** Deletes up to `limit` tokens both created and expired before `before`; returns how many. */
+  pruneEmailTokens (before: number, limit: number): Promise<number>
+
+  /** Fails quietly (nothing recorded) when the user no longer exists. */
+  recordSecurityEvent (userId: number, event: SecurityEvent): Promise<void>
+  /** The user's `limit` latest events, newest first. */
+  listSecurityEvents (userId: number, limit: number): Promise<SecurityEvent[]>
+  /** Deletes up to `limit` events recorded before `before`; returns how many. */
+  pruneSecurityEvents (before: number, limit: number): Promise<number>
+
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>
+}
+
+/** An outbox row as both databases return it. */
+export interface OutboxRow {
+  id: number
+  recipient: string
+  subject: string
+  text_body: string
+  html_body: string
+  link: string | null
+  attempts: number
+  expires_at: number
+}
+
+export function toClaimedEmail (row: OutboxRow): ClaimedEmail {
+  return {
+    id: Number(row.id),
+    recipient: row.recipient,
+    subject: row.subject,
+    text: row.text_body,
+    html: row.html_body,
+    ...(row.link === null ? {} : { link: row.link }),
+    attempts: Number(row.attempts),
+    expiresAt: Number(row.expires_at)
+  }
 }

@@ -227,6 +227,7 @@ t.test('a node killed under load through HAProxy', async t => {
     `max ${Math.round(load.maxMs)} ms, ${load.hung} without an answer in 5 s, last failure ${Math.round(load.lastFailureAt)} ms after the start`)
   const unexpected = Object.keys(load.byStatus).map(Number).filter(s => s >= 500 && s !== 503)
   t.same(unexpected, [], 'no 5xx but 503')
+  t.same(Object.keys(load.byStatus).filter(s => s.startsWith('4')), [], 'no 4xx: no write was missed by a read on another node')
   t.equal(load.hung, 0, 'every request answered within 5 s')
   t.ok(load.requests > 200, 'the load ran')
   const tail = load.after(KILL_AT + 6_000)

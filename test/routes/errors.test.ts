@@ -14,7 +14,9 @@ eachDialect(t, 'errors and request ids', async (t, dialect) => {
   t.test('a known path with the wrong method is a 405 problem with Allow', async t => {
     const cases: Array<[string, 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH', string]> = [
       ['/users', 'GET', 'POST'],
-      ['/users/me', 'DELETE', 'GET, HEAD'],
+      ['/users/me', 'PUT', 'GET, HEAD, DELETE'],
+      ['/users/me/sessions', 'POST', 'GET, HEAD'],
+      ['/users/me/password', 'GET', 'POST'],
       ['/token', 'GET', 'POST'],
       ['/auth/status', 'POST', 'GET, HEAD'],
       ['/health', 'PUT', 'GET, HEAD']

@@ -23,16 +23,18 @@ async function loggedIn (app: FastifyInstance, authorization?: string): Promise<
 eachDialect(t, 'GET /users/me and GET /auth/status', async (t, dialect) => {
   const app = await build(t, dialect)
   const user = await createUser(app)
+  const bob = await createUser(app, 'bob@example.com')
   const { access_token: token } = await login(app)
   const nowSeconds = Math.floor(testNow() / 1000)
-  const claims = { iss: 'http://auth.test', aud: 'http://auth.test', sub: String(user.id), iat: nowSeconds, exp: nowSeconds + 600, jti: 'test' }
+  const sid = (app.jwt.decode(token) as { sid: string }).sid
+  const claims = { iss: 'http://auth.test', aud: 'http://auth.test', sub: String(user.id), iat: nowSeconds, exp: nowSeconds + 600, jti: 'test', sid }
   const sign = (payload: object, options: Record<string, unknown> = {}) =>
     app.jwt.sign(payload as never, Object.keys(options).length === 0 ? undefined : options)
 
   t.test('a valid token reaches the user', async t => {
     const res = await me(app, `Bearer ${token}`)
     t.equal(res.statusCode, 200)
-    t.same(res.json(), user)
+    t.same(res.json(), { ...user, email_verified: false })
     t.equal(await loggedIn(app, `Bearer ${token}`), true)
   })
 
@@ -73,7 +75,12 @@ eachDialect(t, 'GET /users/me and GET /auth/status', async (t, dialect) => {
     'no sub': () => sign({ ...claims, sub: undefined }),
     'a non-numeric sub': () => sign({ ...claims, sub: 'ada' }),
     'typ JWT instead of at+jwt': () => sign(claims, { typ: 'JWT' }),
-    'a user that does not exist': () => sign({ ...claims, sub: '424242' })
+    'a user that does not exist': () => sign({ ...claims, sub: '424242' }),
+    'no sid': () => sign({ ...claims, sid: undefined }),
+    'a sid that is not a session': () => sign({ ...claims, sid: 'AAAAAAAAAAAAAAAAAAAAAA' }),
+    'a malformed sid': () => sign({ ...claims, sid: 'x' }),
+    'a sid that is not a string': () => sign({ ...claims, sid: 42 }),
+    'another user\'s session': () => sign({ ...claims, sub: String(bob.id) })
   }
 
   for (const [name, make] of Object.entries(refused)) {

@@ -98,7 +98,8 @@ t.test('GET /openapi.json: a valid OpenAPI 3.1 document of every route', async t
     const ids = Object.values(doc.paths).flatMap(methods => Object.values(methods).map(o => o.operationId))
     t.equal(new Set(ids).size, ids.length)
     for (const id of ['createUser', 'issueToken', 'getCurrentUser', 'getAuthStatus', 'getHealth', 'getReadiness',
-      'getAuthorizationServerMetadata', 'getJwks', 'getOpenApiDocument']) {
+      'getAuthorizationServerMetadata', 'getJwks', 'getOpenApiDocument',
+      'changePassword', 'deleteCurrentUser', 'listSessions', 'endSession', 'listSecurityEvents']) {
       t.ok(ids.includes(id), id)
     }
   })
@@ -111,7 +112,8 @@ t.test('GET /openapi.json: a valid OpenAPI 3.1 document of every route', async t
   })
 
   t.test('the shared schemas are named components', async t => {
-    for (const name of ['Problem', 'OAuthError', 'User', 'CreateUserBody', 'TokenRequest', 'TokenResponse', 'AuthStatus', 'AuthorizationServerMetadata', 'JsonWebKeySet']) {
+    for (const name of ['Problem', 'OAuthError', 'User', 'CreateUserBody', 'TokenRequest', 'TokenResponse', 'AuthStatus', 'AuthorizationServerMetadata', 'JsonWebKeySet',
+      'ChangePasswordBody', 'DeleteAccountBody', 'SessionList', 'SecurityEventList']) {
       t.ok(doc.components.schemas[name], name)
     }
     t.match(doc.components.schemas.Problem, { type: 'object', required: ['type', 'title', 'status', 'detail'] })

@@ -16,6 +16,15 @@ type Journey = (baseUrl: string, email: string, password: string) => Promise<{
   me: unknown
   loggedIn: boolean
   loggedOut: boolean
+  emailFlows: Record<string, unknown>
+  sessions: Array<{ id: string, current: boolean, user_agent: string | null }>
+  endedSessionStatus: number
+  wrongPassword: { status: number, detail: string }
+  oldTokenWorks: boolean
+  newTokenWorks: boolean
+  events: Array<{ type: string }>
+  deleted: number
+  afterDeletion: number
 }>
 
 /** Type-checks one file with the project's compiler options, as `tsc --noEmit` would. */
@@ -47,7 +56,23 @@ t.test('an SDK generated from the served document signs up, logs in and calls th
   const { journey } = await import(pathToFileURL(CLIENT).href) as { journey: Journey }
   const result = await journey(base, 'Grace@Example.com', PASSWORD)
   t.match(result.created, { id: Number, email: 'grace@example.com', created_at: String })
-  t.same(result.me, result.created)
+  t.same(result.me, { ...result.created, email_verified: false })
   t.equal(result.loggedIn, true)
   t.equal(result.loggedOut, true)
+  t.same(result.emailFlows, {
+    resetRequested: 202,
+    badReset: 400,
+    badResetDetail: 'The reset token is invalid, expired or already used; ask for a new one',
+    badVerification: 400,
+    verificationRequested: 202
+  }, 'the email operations, typed by the generated SDK')
+  t.same(result.sessions.map(s => s.current), [false, true], 'two devices, the newer first, the caller\'s current')
+  t.equal(result.sessions[0]!.user_agent, 'node', 'fetch\'s own user agent')
+  t.equal(result.endedSessionStatus, 401, 'the ended device is refused')
+  t.same(result.wrongPassword, { status: 403, detail: 'The current password is incorrect' })
+  t.equal(result.oldTokenWorks, false)
+  t.equal(result.newTokenWorks, true)
+  t.same(result.events.map(e => e.type), ['password_changed', 'login_failed', 'session_revoked', 'login', 'password_reset_requested', 'login', 'signup'])
+  t.equal(result.deleted, 204)
+  t.equal(result.afterDeletion, 401)
 })

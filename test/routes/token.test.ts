@@ -27,13 +27,14 @@ eachDialect(t, 'POST /token', async (t, dialect) => {
     t.equal(header.alg, 'HS256')
     t.equal(header.typ, 'at+jwt')
     t.type(header.kid, 'string')
-    t.same(Object.keys(payload).sort(), ['aud', 'exp', 'iat', 'iss', 'jti', 'sub'])
+    t.same(Object.keys(payload).sort(), ['aud', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'])
     t.equal(payload.iss, 'http://auth.test')
     t.equal(payload.aud, 'http://auth.test')
     t.equal(payload.sub, String(user.id))
     t.equal(payload.iat, Math.floor(now / 1000), 'iat comes from the injected clock')
     t.equal(payload.exp, payload.iat + 900)
     t.match(payload.jti, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    t.match(payload.sid, /^[A-Za-z0-9_-]{22}$/, 'the session, as GET /users/me/sessions names it')
   })
 
   t.test('each token has its own jti', async t => {

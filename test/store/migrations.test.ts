@@ -2,10 +2,11 @@ import t from 'tap'
 import mysql from 'mysql2/promise'
 import { createMigrator } from '../../src/migrator.js'
 import { openSqlite } from '../../src/store/sqlite.js'
+import type { SqliteValue } from '../../src/store/sqlite-driver.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions', '0003-login-failures']
-const TABLES = ['login_failures', 'refresh_tokens', 'schema_migrations', 'users']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email']
+const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'security_events', 'sessions', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
   const url = await freshDatabase(t, dialect)
@@ -41,6 +42,42 @@ eachDialect(t, 'migrations', async (t, dialect) => {
 
     t.same(await migrator.up(), ALL)
     t.same(await tables(), everyTable)
+  })
+
+  t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0005-email'])
+    t.same(await migrator.down(), ['0004-account-lifecycle'])
+    const live = Buffer.alloc(16, 1)
+    const revoked = Buffer.alloc(16, 2)
+    const rows: Array<[number, Buffer, number, number, number | null, number | null]> = [
+      // token, family, created, expires, used, revoked
+      [1, live, 1000, 9000, 2000, null],
+      [2, live, 2000, 10_000, null, null],
+      [3, revoked, 3000, 11_000, null, 4000]
+    ]
+    const sessions = async () => {
+      const sql = 'SELECT id, user_id, created_at, last_used_at, expires_at, ended_at, ip, user_agent FROM sessions ORDER BY created_at'
+      const found = dialect === 'sqlite'
+        ? (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql).all()
+        : (await (target as { pool: mysql.Pool }).pool.query(sql))[0]
+      return (found as Array<Record<string, unknown>>).map(row => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'bigint' || (typeof v === 'string' && /^\d+$/.test(v)) ? Number(v) : v])))
+    }
+    const run = async (sql: string, values: unknown[]) => {
+      if (dialect === 'sqlite') (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql).run(...(values as SqliteValue[]))
+      else await (target as { pool: mysql.Pool }).pool.execute(sql, values as never)
+    }
+    await run('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [7, 'ada@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
+    for (const [n, family, created, expires, used, revokedAt] of rows) {
+      await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
+    }
+    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email'])
+    t.same(await sessions(), [
+      { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
+      { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
+    ])
+    await run('DELETE FROM users WHERE id = ?', [7])
+    t.same(await sessions(), [], 'sessions go with their user')
   })
 
   t.test('down reverts one migration at a time', async t => {

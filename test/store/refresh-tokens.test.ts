@@ -16,10 +16,10 @@ eachDialect(t, 'refresh tokens in the store', async (t, dialect) => {
     await store.createRefreshToken({ hash: first, userId: user.id, familyId, createdAt: now, expiresAt: now + DAY })
     const second = hash()
     t.same(await store.rotateRefreshToken(first, { hash: second, createdAt: now + 1, expiresAt: now + DAY }, now + 1),
-      { outcome: 'rotated', userId: user.id, tokensNotBefore: 0 })
+      { outcome: 'rotated', userId: user.id, tokensNotBefore: 0, sessionId: familyId })
     const third = hash()
     t.same(await store.rotateRefreshToken(second, { hash: third, createdAt: now + 2, expiresAt: now + DAY }, now + 2),
-      { outcome: 'rotated', userId: user.id, tokensNotBefore: 0 })
+      { outcome: 'rotated', userId: user.id, tokensNotBefore: 0, sessionId: familyId })
 
     t.test('reusing a retired token revokes the whole family, the newest included', async t => {
       t.same(await store.rotateRefreshToken(first, { hash: hash(), createdAt: now + 3, expiresAt: now + DAY }, now + 3),

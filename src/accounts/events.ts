@@ -1,0 +1,23 @@
+/** What the security-events log records, as `GET /users/me/events` names it. */
+export const SECURITY_EVENT_TYPES = [
+  'signup',
+  'login',
+  'login_failed',
+  'locked',
+  'refresh_reused',
+  'logout',
+  'session_revoked',
+  'password_changed',
+  'password_reset_requested',
+  'password_reset',
+  'email_verified',
+  'admin_disabled',
+  'admin_enabled',
+  'admin_sessions_ended',
+  'admin_email_verified'
+] as const
+
+export type SecurityEventType = typeof SECURITY_EVENT_TYPES[number]
+
+/** How many events `GET /users/me/events` answers with, newest first. */
+export const RECENT_EVENTS = 50

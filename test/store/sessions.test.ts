@@ -1,0 +1,73 @@
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import { build, eachDialect } from '../helper.js'
+
+const DAY = 86_400_000
+
+eachDialect(t, 'sessions in the store', async (t, dialect) => {
+  const { store } = await build(t, dialect)
+  const ada = await store.createUser({ email: 'ada@example.com', passwordHash: 'hash-1', createdAt: new Date() })
+  const bob = await store.createUser({ email: 'bob@example.com', passwordHash: 'x', createdAt: new Date() })
+  const now = 1_800_000_000_000
+  const start = async (userId: number, at: number, ttl = DAY) => {
+    const id = randomBytes(16)
+    const hash = randomBytes(32)
+    t.equal(await store.createSession({ id, userId, createdAt: at, expiresAt: at + ttl, ip: '192.0.2.1', userAgent: 'UA' }, { hash, createdAt: at, expiresAt: at + ttl }), true)
+    return { id, hash }
+  }
+
+  t.test('findAuthentication: the user, and whether the session is theirs and live, in one answer', async t => {
+    const session = await start(ada.id, now)
+    t.match(await store.findAuthentication(ada.id, session.id), { user: { id: ada.id, email: 'ada@example.com' }, sessionLive: true })
+    t.match(await store.findAuthentication(bob.id, session.id), { user: { id: bob.id }, sessionLive: false }, 'another user\'s session')
+    t.match(await store.findAuthentication(ada.id, randomBytes(16)), { sessionLive: false }, 'no such session')
+    t.equal(await store.findAuthentication(999_999, session.id), undefined, 'no such user')
+    t.equal(await store.endSession(ada.id, session.id, now + 1), true)
+    t.match(await store.findAuthentication(ada.id, session.id), { sessionLive: false }, 'ended')
+  })
+
+  t.test('listSessions: live ones only, newest first; endSession: only the owner\'s', async t => {
+    const older = await start(bob.id, now)
+    const newer = await start(bob.id, now + 10)
+    const ended = await start(bob.id, now + 20)
+    await start(bob.id, now - DAY, DAY / 2)
+    t.equal(await store.endSession(bob.id, ended.id, now + 30), true)
+    t.equal(await store.endSession(bob.id, ended.id, now + 30), false, 'already ended')
+    t.equal(await store.endSession(ada.id, older.id, now + 30), false, 'not ada\'s')
+    t.same((await store.listSessions(bob.id, now + 30)).map(s => s.id), [newer.id, older.id])
+    t.same((await store.listSessions(bob.id, now + 30))[0], { id: newer.id, createdAt: now + 10, lastUsedAt: now + 10, ip: '192.0.2.1', userAgent: 'UA' })
+
+    t.test('a refresh moves last_used_at and the expiry; ending a session revokes its refresh tokens', async t => {
+      const rotated = await store.rotateRefreshToken(older.hash, { hash: randomBytes(32), createdAt: now + 40, expiresAt: now + 40 + DAY }, now + 40)
+      t.match(rotated, { outcome: 'rotated', sessionId: older.id })
+      t.same((await store.listSessions(bob.id, now + DAY + 30)).map(s => [s.id, s.lastUsedAt]), [[older.id, now + 40]], 'only the refreshed one outlives its first day')
+      t.same(await store.rotateRefreshToken(ended.hash, { hash: randomBytes(32), createdAt: now + 40, expiresAt: now + DAY }, now + 40), { outcome: 'invalid' })
+    })
+  })
+
+  t.test('changePassword: only from the hash it was given; ends every session and starts the next', async t => {
+    const a = await start(ada.id, now)
+    const next = { id: randomBytes(16), userId: ada.id, createdAt: now + 1, expiresAt: now + DAY, ip: null, userAgent: null }
+    const token = { hash: randomBytes(32), createdAt: now + 1, expiresAt: now + DAY }
+    t.equal(await store.changePassword(ada.id, 'not-the-hash', 'hash-2', next, token, now + 1), false)
+    t.match(await store.findAuthentication(ada.id, a.id), { sessionLive: true, user: { passwordHash: 'hash-1' } }, 'nothing changed')
+    t.equal(await store.changePassword(ada.id, 'hash-1', 'hash-2', next, token, now + 1), true)
+    t.match(await store.findAuthentication(ada.id, a.id), { sessionLive: false, user: { passwordHash: 'hash-2' } })
+    t.same((await store.listSessions(ada.id, now + 2)).map(s => s.id), [next.id])
+    t.same(await store.rotateRefreshToken(a.hash, { hash: randomBytes(32), createdAt: now + 2, expiresAt: now + DAY }, now + 2), { outcome: 'invalid' })
+  })
+
+  t.test('pruneSessions deletes the expired, a bounded number per run', async t => {
+    const pruned = await store.pruneSessions(now + 10 * DAY, 1)
+    t.equal(pruned, 1)
+    t.ok(await store.pruneSessions(now + 10 * DAY, 1000) >= 1)
+    t.equal(await store.pruneSessions(now + 10 * DAY, 1000), 0)
+  })
+
+  t.test('createSession for a user deleted meanwhile: false, nothing stored', async t => {
+    const gone = await store.createUser({ email: 'gone@example.com', passwordHash: 'x', createdAt: new Date() })
+    t.equal(await store.deleteUser(gone.id), true)
+    t.equal(await store.deleteUser(gone.id), false)
+    t.equal(await store.createSession({ id: randomBytes(16), userId: gone.id, createdAt: now, expiresAt: now + DAY, ip: null, userAgent: null }, { hash: randomBytes(32), createdAt: now, expiresAt: now + DAY }), false)
+  })
+})
