@@ -113,8 +113,8 @@ eachDialect(t, 'tracing to an OTLP/HTTP endpoint', async (t, dialect) => {
   }
 
   const db = login.filter(s => s.name.startsWith('db.'))
-  t.same(new Set(db.map(s => s.name)), new Set(['db.countLoginFailures', 'db.findUserByEmail', 'db.createRefreshToken']),
-    'a span for each database call of the login')
+  const names = new Set(db.map(s => s.name))
+  for (const name of ['db.countLoginFailures', 'db.findUserByEmail', 'db.createSession', 'db.recordSecurityEvent']) t.ok(names.has(name), `a span for ${name}`)
   for (const span of db) {
     t.equal(span.kind, 3, `${span.name} is a CLIENT span`)
     t.equal(attribute(span, 'db.system.name'), dialect === 'mysql' ? 'mysql' : 'sqlite')
