@@ -34,6 +34,8 @@ export interface Metrics {
   readonly outboxPending: Gauge
   /** The hashing gauges follow this queue (plugins/passwords.ts hands over its limiter). */
   watchHashing (queue: HashingQueue): void
+  /** auth_outbox_pending reads this at each scrape (plugins/mailer.ts hands over the store's count). */
+  watchOutbox (pending: () => Promise<number>): void
   /** Where GET /metrics is served, once listening; undefined when METRICS_PORT is unset. */
   address (): AddressInfo | undefined
 }
@@ -55,6 +57,7 @@ async function metricsPlugin (fastify: FastifyInstance) {
   const registry = new Registry()
   const registers = [registry]
   let hashing: HashingQueue = { active: 0, queued: 0 }
+  let outbox: () => Promise<number> = async () => 0
 
   const logins = new Counter({ name: 'auth_logins_total', help: 'Password-grant logins, by outcome', labelNames: ['outcome'], registers })
   const refreshes = new Counter({ name: 'auth_refresh_total', help: 'Refresh-token presentations, by outcome (reused: a retired token came back and its family was revoked)', labelNames: ['outcome'], registers })
@@ -73,8 +76,21 @@ async function metricsPlugin (fastify: FastifyInstance) {
     lockouts,
     passwordHashSeconds: new Histogram({ name: 'auth_password_hash_seconds', help: 'Time to hash or verify one password (argon2id), queueing excluded', buckets: HASH_BUCKETS, registers }),
     emails,
-    outboxPending: new Gauge({ name: 'auth_outbox_pending', help: 'Messages in the outbox waiting to be sent', registers }),
+    outboxPending: new Gauge({
+      name: 'auth_outbox_pending',
+      help: 'Messages in the outbox waiting to be sent',
+      registers,
+      async collect () {
+        try {
+          this.set(await outbox())
+        } catch (err) {
+          // A scrape still answers while the database does not; the gauge keeps its last value.
+          fastify.log.debug({ err }, 'the outbox could not be counted for /metrics')
+        }
+      }
+    }),
     watchHashing (queue) { hashing = queue },
+    watchOutbox (pending) { outbox = pending },
     address: () => undefined
   }
   /* eslint-disable no-new -- a prom-client metric registers itself; its collect() reads the live value */

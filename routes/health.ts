@@ -20,9 +20,11 @@ async function within<T> (promise: Promise<T>, ms: number): Promise<T | undefine
   }
 }
 
+const UNKNOWN = { status: 'fail' as const, detail: 'Unknown while the database is not answering' }
 const UNREACHABLE: ReadinessChecks = {
   database: { status: 'fail', detail: 'The database is not answering' },
-  migrations: { status: 'fail', detail: 'Unknown while the database is not answering' }
+  migrations: UNKNOWN,
+  outbox: UNKNOWN
 }
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -49,19 +51,33 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     const migrations = pending.length === 0
       ? { status: 'pass' as const, detail: 'Every migration is applied' }
       : { status: 'fail' as const, detail: `${pending.length} database migration(s) not applied: ${pending.join(', ')}` }
-    return { database, migrations }
+    if (pending.length > 0) return { database, migrations, outbox: { status: 'fail', detail: 'Unknown while migrations are pending' } }
+    return { database, migrations, outbox: await outboxCheck() }
+  }
+
+  /** Mail that waits longer than READY_OUTBOX_MAX_AGE means the sender or the SMTP server is stuck. */
+  async function outboxCheck (): Promise<ReadinessChecks['outbox']> {
+    const backlog = await within(fastify.store.outboxBacklog(), MIGRATIONS_CHECK_TIMEOUT_MS)
+    if (backlog === undefined) return UNKNOWN
+    if (backlog.pending === 0 || backlog.oldestCreatedAt === null) return { status: 'pass', detail: 'The outbox is empty' }
+    const waited = Math.max(Math.floor((fastify.now() - backlog.oldestCreatedAt) / 1000), 0)
+    const maxAge = fastify.config.readyOutboxMaxAge
+    if (maxAge > 0 && waited > maxAge) {
+      return { status: 'fail', detail: `The outbox is stuck: the oldest of ${backlog.pending} message(s) has waited ${waited} s, more than READY_OUTBOX_MAX_AGE (${maxAge} s)` }
+    }
+    return { status: 'pass', detail: `${backlog.pending} message(s) waiting, the oldest for ${waited} s` }
   }
 
   fastify.get('/ready', {
     schema: {
       operationId: 'getReadiness',
       tags: ['operations'],
-      summary: 'Readiness: the database answers and is migrated',
-      description: 'Each check (`database`, `migrations`) is `pass` or `fail` with a detail saying what was found; the 503 problem carries the same checks, and its `detail` is that of the first check that failed.',
+      summary: 'Readiness: the database answers and is migrated, and mail is not stuck',
+      description: 'Each check (`database`, `migrations`, `outbox`) is `pass` or `fail` with a detail saying what was found; the 503 problem carries the same checks, and its `detail` is that of the first check that failed.',
       response: {
         200: json('Readiness', 'Ready to serve: every check passed.'),
         429: commonProblems[429],
-        503: problem('The database does not answer, or migrations are pending: the checks say which.', RETRY_AFTER, 'NotReady')
+        503: problem('The database does not answer, migrations are pending, or the oldest outbox message has waited longer than `READY_OUTBOX_MAX_AGE`: the checks say which.', RETRY_AFTER, 'NotReady')
       }
     }
   }, async (request) => {

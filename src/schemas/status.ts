@@ -18,7 +18,8 @@ const ReadinessCheck = Type.Object({
 
 export const ReadinessChecks = Type.Object({
   database: ReadinessCheck,
-  migrations: ReadinessCheck
+  migrations: ReadinessCheck,
+  outbox: ReadinessCheck
 })
 export type ReadinessChecks = Static<typeof ReadinessChecks>
 
