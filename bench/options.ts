@@ -20,6 +20,8 @@ export interface BenchOptions {
   mysqlUrl?: string
   smoke: boolean
   build: boolean
+  /** Also runs `me` on a second server with METRICS_PORT set, right after the first. */
+  metrics: boolean
 }
 
 const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306'
@@ -33,6 +35,7 @@ export const USAGE = `npm run bench -- [options]
   --scenarios a,b,c       subset of ${SCENARIOS.join(',')}
   --pin                   server (and ceilings) on one core with taskset, load generator on another
   --mysql                 run on MySQL: MYSQL_URL, or ${DEFAULT_MYSQL_URL} (a throwaway database is created and dropped)
+  --metrics               also run me on a second server with METRICS_PORT set (metrics on vs off)
   --smoke                 1 s per scenario with few connections: checks the harness, measures nothing
   --skip-build            use the existing dist/ instead of running npm run build
   --help`
@@ -57,6 +60,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
         pin: { type: 'boolean', default: false },
         mysql: { type: 'boolean', default: false },
         smoke: { type: 'boolean', default: false },
+        metrics: { type: 'boolean', default: false },
         'skip-build': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       }
@@ -82,7 +86,8 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
     pin: values.pin,
     mysqlUrl,
     smoke,
-    build: !values['skip-build']
+    build: !values['skip-build'],
+    metrics: values.metrics
   }
 }
 

@@ -3,7 +3,7 @@ import type { Argon2Rate } from './argon2-rate.js'
 import type { LoopDelay } from './processes.js'
 import type { Expectation } from './scenarios.js'
 
-export type Target = 'service' | 'ceiling (a)' | 'ceiling (b)' | 'argon2'
+export type Target = 'service' | 'service, metrics on' | 'ceiling (a)' | 'ceiling (b)' | 'argon2'
 
 export interface Row {
   scenario: string
@@ -90,7 +90,8 @@ export function skippedRow (scenario: string, target: Target, connections: numbe
 /**
  * The ratios the issue reads the service by: me and status_in against ceiling (b), status_out
  * against ceiling (a), me_bad against me, token and signup against the raw argon2 rate with as
- * many hashes in flight as the thread pool runs, on the CPUs the server had, flood against solo.
+ * many hashes in flight as the thread pool runs, on the CPUs the server had, flood against solo,
+ * and a scenario with metrics on against the same scenario with them off.
  */
 export function addRatios (rows: Row[], argon2Reference: string): void {
   const find = (scenario: string, target: Target) =>
@@ -106,6 +107,11 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     'flood: token': ['token', 'service', 'of token solo']
   }
   for (const row of rows) {
+    if (row.target === 'service, metrics on' && row.reqPerSec !== undefined) {
+      const off = find(row.scenario, 'service')
+      if (off?.reqPerSec) row.ratio = { value: row.reqPerSec / off.reqPerSec, of: 'metrics off' }
+      continue
+    }
     if (row.target !== 'service' || row.reqPerSec === undefined) continue
     const reference = against[row.scenario]
     if (reference === undefined) continue

@@ -24,6 +24,8 @@ const MIN_USERS = 8
 const TOKENS = 8
 const CEILING_SCENARIOS: ScenarioName[] = ['status_out', 'status_in', 'me']
 const CEILINGS = [['fixed', 'ceiling (a)'], ['jwt', 'ceiling (b)']] as const
+/** The scenarios `--metrics` also runs on a server with METRICS_PORT set. */
+const METRICS_SCENARIOS: ScenarioName[] = ['me']
 /** The scenarios read against the raw argon2 rate. */
 const ARGON2_BOUND: ScenarioName[] = ['token', 'signup', 'flood']
 
@@ -215,6 +217,30 @@ async function main (): Promise<number> {
     await server.waitUntilReady(`${baseUrl}/health`)
     const rssAtStartMiB = (await server.memory())?.rssMiB
 
+    // The same service on the same database with metrics on, idle beside the first until a
+    // scenario has run there and then runs here: the cost of metrics, measured seconds apart.
+    let withMetrics: { child: Child, url: string, metricsUrl: string, startError?: unknown } | undefined
+    if (options.metrics && METRICS_SCENARIOS.some(s => options.scenarios.includes(s))) {
+      const [apiPort, metricsPort] = [await freePort(), await freePort()]
+      const url = `http://127.0.0.1:${apiPort}`
+      log(`starting the service with METRICS_PORT=${metricsPort} on ${url}`)
+      const child = new Child({
+        name: 'server (metrics on)',
+        args: ['--max-semi-space-size=8', ...nodeArgsFor('dist/src/server.js')],
+        // The first server's PUBLIC_URL, so the tokens it issued name this one's issuer and audience.
+        env: { ...serverEnv, PORT: String(apiPort), PUBLIC_URL: baseUrl, METRICS_PORT: String(metricsPort) },
+        cpu: cpus.pinned ? cpus.server : undefined,
+        logFile: join(tmp, 'server-metrics.log')
+      })
+      cleanup.push(() => child.stop())
+      withMetrics = { child, url, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` }
+      try {
+        await child.waitUntilReady(`${url}/health`)
+      } catch (err) {
+        withMetrics.startError = err
+      }
+    }
+
     // The ceilings idle beside the server and each read scenario runs on them right after the
     // service, so a machine whose load drifts during the bench skews the ratios less.
     const ceilingScenarios = CEILING_SCENARIOS.filter(s => options.scenarios.includes(s))
@@ -319,6 +345,28 @@ async function main (): Promise<number> {
       }
     }
 
+    async function onMetricsServer (scenario: LoadName): Promise<Row[]> {
+      const target = 'service, metrics on'
+      if (withMetrics?.startError !== undefined) return [failedRow(scenario, target, options.connections, withMetrics.startError)]
+      log(`${scenario} with metrics on: ${options.duration} s`)
+      try {
+        const f = await fixture(withMetrics!.url)
+        const rows = await measure(withMetrics!.child, target, () => [
+          { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
+        ], options, true)
+        // The scrape must answer and have seen those requests, or the row measured nothing.
+        const scrape = await fetch(withMetrics!.metricsUrl)
+        const text = await scrape.text()
+        const counted = /^http_request_duration_seconds_count\{method="GET",route="\/users\/me",status_code="200"\} (\d+)$/m.exec(text)?.[1]
+        if (rows.every(r => !r.failed) && (scrape.status !== 200 || counted === undefined || Number(counted) === 0)) {
+          return rows.map(r => ({ ...r, check: `FAIL: /metrics answered ${scrape.status} without the requests`, failed: true }))
+        }
+        return rows
+      } catch (err) {
+        return [failedRow(scenario, target, options.connections, err)]
+      }
+    }
+
     const serviceRows: Row[] = []
     const ceilingRows: Row[] = []
     let argon2: Awaited<ReturnType<typeof argon2Rates>> | undefined
@@ -328,6 +376,11 @@ async function main (): Promise<number> {
       const rows = await onService(scenario)
       describe(rows)
       serviceRows.push(...rows)
+      if (withMetrics !== undefined && METRICS_SCENARIOS.includes(scenario)) {
+        const rows = await onMetricsServer(scenario as LoadName)
+        describe(rows)
+        serviceRows.push(...rows)
+      }
       if (!ceilingScenarios.includes(scenario)) continue
       for (const ceiling of ceilings) {
         const rows = await onCeiling(ceiling, scenario as LoadName)
@@ -338,6 +391,7 @@ async function main (): Promise<number> {
     argon2 ??= await argon2Rates(config, cpus, options, tmp)
     const { rows: argon2Rows, reference } = argon2
     for (const { child } of ceilings) await child.stop()
+    await withMetrics?.child.stop()
 
     const serverPeakRssMiB = (await server.memory())?.hwmMiB
     await server.stop()

@@ -11,14 +11,20 @@ declare module 'fastify' {
   }
 }
 
+export interface FailuresSeen {
+  accountFailures: number
+  addressFailures: number
+}
+
 export interface LoginLimits {
   /**
    * Before a password is checked: waits longer as failures pile up (the soft limit), and past
    * the hard limit refuses with 429 — the right password included, so the answer tells a
    * guesser nothing. Counted in the database, so every instance on it enforces one limit.
    */
-  check (email: string, address: string): Promise<{ accountFailures: number }>
-  failed (email: string, address: string): Promise<void>
+  check (email: string, address: string): Promise<FailuresSeen>
+  /** With what `check` saw, a failure that reaches a limit is counted as a lockout. */
+  failed (email: string, address: string, seen?: FailuresSeen): Promise<void>
   /** Forgets the account's failures (only a write when there were any). */
   succeeded (email: string, accountFailures: number): Promise<void>
   /**
@@ -50,6 +56,7 @@ export function softDelay (failures: number, limit: number): number {
 
 async function loginLimitsPlugin (fastify: FastifyInstance) {
   const { store, log } = fastify
+  const { lockouts } = fastify.metrics
   const { perAccount, perAddress, window } = fastify.config.loginLimit
   const windowMs = window * 1000
 
@@ -68,11 +75,13 @@ async function loginLimitsPlugin (fastify: FastifyInstance) {
       refuseOver([{ failures: account!, limit: perAccount }, { failures: client!, limit: perAddress }], now, { username: email, address }, 'login refused: too many failed attempts')
       const delay = Math.max(softDelay(account!.count, perAccount), softDelay(client!.count, perAddress))
       if (delay > 0) await sleep(delay)
-      return { accountFailures: account!.count }
+      return { accountFailures: account!.count, addressFailures: client!.count }
     },
 
-    async failed (email, address) {
+    async failed (email, address, seen) {
       await store.recordLoginFailure([subject('account', email), subject('address', address)], fastify.now())
+      if (seen?.accountFailures === perAccount - 1) lockouts.inc({ scope: 'account' })
+      if (seen?.addressFailures === perAddress - 1) lockouts.inc({ scope: 'address' })
     },
 
     async succeeded (email, accountFailures) {
@@ -104,4 +113,4 @@ async function loginLimitsPlugin (fastify: FastifyInstance) {
   fastify.addHook('onClose', async () => clearInterval(timer))
 }
 
-export default fp(loginLimitsPlugin, { name: 'login-limits', dependencies: ['config', 'store'] })
+export default fp(loginLimitsPlugin, { name: 'login-limits', dependencies: ['config', 'store', 'metrics'] })

@@ -79,6 +79,8 @@ function isPermanent (err: SmtpError): boolean {
  */
 async function mailerPlugin (fastify: FastifyInstance) {
   const { store, config } = fastify
+  const { emails } = fastify.metrics
+  fastify.metrics.watchOutbox(async () => (await store.outboxBacklog()).pending)
   const log = fastify.log.child({ component: 'mailer' })
   const { smtpUrl, from, outboxDir } = config.mail
   const development = smtpUrl === undefined && config.env !== 'production'
@@ -121,15 +123,18 @@ async function mailerPlugin (fastify: FastifyInstance) {
       const attempt = email.attempts + 1
       if (isPermanent(err as SmtpError)) {
         await store.deleteEmail(email.id, claimId)
+        emails.inc({ outcome: 'failed' })
         log.error({ emailId: email.id, attempt, code, responseCode }, 'the SMTP server refused an email for good; it is dropped')
         return
       }
       const retryAt = fastify.now() + backoff(attempt)
       await store.emailFailed(email.id, claimId, retryAt, `${code ?? ''} ${responseCode ?? ''} ${(err as Error).message}`.trim())
+      emails.inc({ outcome: 'retried' })
       log.warn({ emailId: email.id, attempt, code, responseCode, retryAt: new Date(retryAt).toISOString() }, 'sending an email failed; it will be tried again')
       return
     }
     await store.deleteEmail(email.id, claimId)
+    emails.inc({ outcome: 'sent' })
     log.info({ emailId: email.id, attempts: email.attempts + 1 }, 'email sent')
   }
 
@@ -138,7 +143,10 @@ async function mailerPlugin (fastify: FastifyInstance) {
     if (now - lastPrune < PRUNE_EVERY_MS) return
     lastPrune = now
     const expired = await store.pruneOutbox(now, PRUNE_BATCH)
-    if (expired > 0) log.warn({ expired }, 'emails not sent before their links expired were dropped')
+    if (expired > 0) {
+      emails.inc({ outcome: 'failed' }, expired)
+      log.warn({ expired }, 'emails not sent before their links expired were dropped')
+    }
     await store.pruneEmailTokens(now - TOKEN_KEEP_MS, PRUNE_BATCH)
   }
 
@@ -232,4 +240,4 @@ async function mailerPlugin (fastify: FastifyInstance) {
   })
 }
 
-export default fp(mailerPlugin, { name: 'mailer', dependencies: ['config', 'store'] })
+export default fp(mailerPlugin, { name: 'mailer', dependencies: ['config', 'store', 'metrics'] })

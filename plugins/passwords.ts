@@ -52,14 +52,29 @@ async function passwordsPlugin (fastify: FastifyInstance) {
   const limiter = createLimiter(concurrency, queue, () => Object.assign(
     new ServiceUnavailable('Too many logins are in progress; try again shortly'), { retryAfter: 1 }))
 
+  fastify.metrics.watchHashing(limiter)
+  const { passwordHashSeconds } = fastify.metrics
+  const tracer = fastify.tracing?.tracer
+  /** Timed for auth_password_hash_seconds, and a span when tracing: the hash alone, not its wait for a slot. */
+  async function timed<T> (name: 'argon2.hash' | 'argon2.verify', task: () => Promise<T>): Promise<T> {
+    const end = passwordHashSeconds.startTimer()
+    const span = tracer?.startSpan(name)
+    try {
+      return await task()
+    } finally {
+      end()
+      span?.end()
+    }
+  }
+
   fastify.decorate('passwords', {
-    hash: (password: string) => limiter.run(() => argon2.hash(password.normalize('NFC'), options)),
+    hash: (password: string) => limiter.run(() => timed('argon2.hash', () => argon2.hash(password.normalize('NFC'), options))),
     async verify (hash: string | undefined, password: string) {
-      const valid = await limiter.run(() => argon2.verify(hash ?? dummyHash, password.normalize('NFC')))
+      const valid = await limiter.run(() => timed('argon2.verify', () => argon2.verify(hash ?? dummyHash, password.normalize('NFC'))))
       return { valid: valid && hash !== undefined, needsRehash: valid && hash !== undefined && argon2.needsRehash(hash, cost) }
     },
     isCommon: (password: string) => COMMON_PASSWORDS.has(password.normalize('NFC').toLowerCase())
   })
 }
 
-export default fp(passwordsPlugin, { name: 'passwords', dependencies: ['config'] })
+export default fp(passwordsPlugin, { name: 'passwords', dependencies: ['config', 'metrics', 'tracing'] })

@@ -84,6 +84,9 @@ async function problemsPlugin (fastify: FastifyInstance) {
     }
     const errors = fieldErrors(error)
     if (errors !== undefined) problem.errors = errors
+    // RFC 9457 §3.2 extension members a route adds to its problem (the response schema decides what leaves).
+    const extensions = (error as { extensions?: Record<string, unknown> }).extensions
+    if (extensions !== undefined) Object.assign(problem, extensions)
     return reply.code(status).type('application/problem+json; charset=utf-8').send(problem)
   })
 

@@ -103,6 +103,7 @@ async function sessionsPlugin (fastify: FastifyInstance) {
       const now = fastify.now()
       const { token, row } = newRefreshToken(now)
       const rotation = await store.rotateRefreshToken(hashToken(refreshToken), row, now)
+      fastify.metrics.refreshes.inc({ outcome: rotation.outcome })
       if (rotation.outcome === 'reused') {
         log.warn({ userId: rotation.userId }, 'a retired refresh token was presented again: its family is revoked')
         await fastify.securityEvents.record(rotation.userId, 'refresh_reused', request)
@@ -145,4 +146,4 @@ async function sessionsPlugin (fastify: FastifyInstance) {
   fastify.addHook('onClose', async () => clearInterval(timer))
 }
 
-export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt', 'security-events'] })
+export default fp(sessionsPlugin, { name: 'sessions', dependencies: ['config', 'store', 'jwt', 'security-events', 'metrics'] })

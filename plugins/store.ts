@@ -35,8 +35,8 @@ async function storePlugin (fastify: FastifyInstance) {
   const migrator = createMigrator(target, fastify.log, fastify.now)
   if (migrateOnStart) await migrator.up()
 
-  fastify.decorate('store', store)
+  fastify.decorate('store', fastify.tracing?.traceStore(store) ?? store)
   fastify.decorate('migrator', migrator)
 }
 
-export default fp(storePlugin, { name: 'store', dependencies: ['config'] })
+export default fp(storePlugin, { name: 'store', dependencies: ['config', 'tracing'] })

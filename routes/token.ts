@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { acceptOnly } from '../plugins/formbody.js'
 import { tokenResponse, type IssuedTokens } from '../plugins/sessions.js'
-import { InvalidGrant, InvalidRequest, InvalidScope, UnsupportedGrantType } from '../src/errors.js'
+import type { LoginOutcome } from '../plugins/metrics.js'
+import { InvalidGrant, InvalidRequest, InvalidScope, TooManyAttempts, UnsupportedGrantType } from '../src/errors.js'
 import { Type } from '@sinclair/typebox'
 import { commonOAuthErrors, json, oauthError, ref } from '../src/schemas/components.js'
 import type { TokenRequest } from '../src/schemas/tokens.js'
@@ -19,25 +20,33 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
   return value
 }
 
+/** How a password grant ended, for auth_logins_total; undefined when it was no login attempt. */
+function loginOutcome (err: unknown): LoginOutcome | undefined {
+  if (err instanceof TooManyAttempts) return 'locked'
+  if (err instanceof InvalidGrant) return err.message === UNVERIFIED_EMAIL ? 'unverified' : 'invalid_credentials'
+  if (err instanceof InvalidRequest) return undefined
+  return 'unavailable'
+}
+
 const token: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { store, passwords, sessions, loginLimits, securityEvents } = fastify
+  const { store, passwords, sessions, loginLimits, securityEvents, metrics } = fastify
 
   /** @see https://www.rfc-editor.org/rfc/rfc6749#section-4.3 */
   async function passwordGrant (params: TokenRequest, request: FastifyRequest): Promise<IssuedTokens> {
     const { ip: address, log } = request
     const email = normaliseEmail(required(params, 'username'))
     const password = required(params, 'password')
-    const { accountFailures } = await loginLimits.check(email, address)
+    const seen = await loginLimits.check(email, address)
 
     const tooLong = isTooLong(password)
     const user = tooLong ? undefined : await store.findUserByEmail(email)
     const { valid, needsRehash } = tooLong ? { valid: false, needsRehash: false } : await passwords.verify(user?.passwordHash, password)
     if (!valid || user === undefined) {
       log.info({ username: email, address }, 'failed login')
-      await failedPasswordCheck(fastify, email, user, accountFailures, request)
+      await failedPasswordCheck(fastify, email, user, seen, request)
       throw new InvalidGrant(WRONG_CREDENTIALS)
     }
-    await loginLimits.succeeded(email, accountFailures)
+    await loginLimits.succeeded(email, seen.accountFailures)
     // Said only after the right password, so it tells a guesser nothing.
     if (fastify.config.emailVerification.required && user.emailVerifiedAt === null) {
       log.info({ userId: user.id }, 'login refused: the email address is not verified')
@@ -84,7 +93,14 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     let tokens: IssuedTokens
     switch (grantType) {
       case 'password':
-        tokens = await passwordGrant(params, request)
+        try {
+          tokens = await passwordGrant(params, request)
+        } catch (err) {
+          const outcome = loginOutcome(err)
+          if (outcome !== undefined) metrics.logins.inc({ outcome })
+          throw err
+        }
+        metrics.logins.inc({ outcome: 'success' })
         break
       case 'refresh_token':
         tokens = await refreshGrant(params, request)

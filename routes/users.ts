@@ -49,6 +49,7 @@ const users: FastifyPluginAsyncTypebox = async (fastify) => {
     if (fastify.passwords.isCommon(password)) throw new InvalidField('password', 'is too common: it appears on lists of breached passwords')
     const passwordHash = await fastify.passwords.hash(password)
     const user = await fastify.store.createUser({ email, passwordHash, createdAt: new Date(fastify.now()) })
+    fastify.metrics.signups.inc()
     request.log.info({ userId: user.id }, 'account created')
     if (fastify.mail.available) {
       // Queued beside the answer, not before it: a slow database must not hold a signup that has

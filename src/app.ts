@@ -5,6 +5,8 @@ import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin from '../plugins/config.js'
 import storePlugin from '../plugins/store.js'
+import metricsPlugin from '../plugins/metrics.js'
+import tracingPlugin from '../plugins/tracing.js'
 import passwordsPlugin from '../plugins/passwords.js'
 import jwtPlugin from '../plugins/jwt.js'
 import formbodyPlugin from '../plugins/formbody.js'
@@ -84,6 +86,8 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
 
 async function app (fastify: FastifyInstance, opts: AppOptions) {
   await fastify.register(configPlugin, opts)
+  await fastify.register(tracingPlugin)
+  await fastify.register(metricsPlugin)
   await fastify.register(requestIdPlugin)
   await fastify.register(problemsPlugin)
   await fastify.register(drainPlugin)

@@ -36,6 +36,10 @@ export const EnvSchema = Type.Object({
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   CORS_ORIGINS: Type.Optional(Type.String()),
   MIGRATE_ON_START: Type.Boolean({ default: true }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://[^/]+' })),
+  READY_OUTBOX_MAX_AGE: Type.Integer({ minimum: 0, default: 3600 }),
   DATABASE_CAUSAL_READS: Type.Boolean({ default: true }),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://[^/]+' })),
   MAIL_FROM: Type.String({ pattern: '^[^\\r\\n]*@[^\\r\\n]+$', default: 'auth@localhost' }),
@@ -92,6 +96,12 @@ export interface Config {
   trustProxy?: boolean | string
   corsOrigins: string[]
   migrateOnStart: boolean
+  /** The Prometheus listener, apart from the API's; off without a port. */
+  metrics?: { port: number, host: string }
+  /** OTLP/HTTP traces go to `${otlpEndpoint}/v1/traces`; unset, tracing is not even loaded. */
+  otlpEndpoint?: string
+  /** Seconds the oldest outbox message may wait before /ready fails; 0: reported, never failing. */
+  readyOutboxMaxAge: number
   /** On a Galera cluster, the reads that authenticate wait for writes made on other nodes. */
   causalReads: boolean
   mail: {
@@ -154,6 +164,9 @@ export function loadConfig (source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     corsOrigins: (env.CORS_ORIGINS ?? '').split(',').map(o => o.trim()).filter(Boolean),
     migrateOnStart: env.MIGRATE_ON_START,
+    metrics: env.METRICS_PORT === undefined ? undefined : { port: env.METRICS_PORT, host: env.METRICS_HOST },
+    otlpEndpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT?.replace(/\/+$/, ''),
+    readyOutboxMaxAge: env.READY_OUTBOX_MAX_AGE,
     causalReads: env.DATABASE_CAUSAL_READS,
     mail: {
       smtpUrl: env.SMTP_URL,

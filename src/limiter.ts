@@ -8,6 +8,7 @@ export function createLimiter (concurrency: number, maxQueued: number, overflow:
   const waiting: Array<() => void> = []
 
   return {
+    get active () { return active },
     get queued () { return waiting.length },
     async run<T> (task: () => Promise<T>): Promise<T> {
       if (active < concurrency) {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FailuresSeen } from '../../plugins/login-limits.js'
 import type { IssuedTokens } from '../../plugins/sessions.js'
 import { InvalidField, SessionNotFound, WrongPassword } from '../errors.js'
 import type { UserRecord } from '../store/store.js'
@@ -15,8 +16,9 @@ export function isTooLong (password: string): boolean {
  * the address, recorded for a known account, and `locked` recorded by the failure that reaches
  * the per-account limit.
  */
-export async function failedPasswordCheck (app: FastifyInstance, email: string, user: UserRecord | undefined, accountFailures: number, request: FastifyRequest) {
-  await app.loginLimits.failed(email, request.ip)
+export async function failedPasswordCheck (app: FastifyInstance, email: string, user: UserRecord | undefined, seen: FailuresSeen, request: FastifyRequest) {
+  const { accountFailures } = seen
+  await app.loginLimits.failed(email, request.ip, seen)
   if (user === undefined) return
   await app.securityEvents.record(user.id, 'login_failed', request)
   if (accountFailures + 1 === app.config.loginLimit.perAccount) await app.securityEvents.record(user.id, 'locked', request)
@@ -28,11 +30,12 @@ export async function failedPasswordCheck (app: FastifyInstance, email: string, 
  * no side door for guessing. 403 when wrong; 429 once the account is locked, even when right.
  */
 export async function reauthenticate (app: FastifyInstance, user: UserRecord, password: string, request: FastifyRequest): Promise<void> {
-  const { accountFailures } = await app.loginLimits.check(user.email, request.ip)
+  const seen = await app.loginLimits.check(user.email, request.ip)
+  const { accountFailures } = seen
   const { valid } = isTooLong(password) ? { valid: false } : await app.passwords.verify(user.passwordHash, password)
   if (!valid) {
     request.log.info({ userId: user.id }, 'wrong current password')
-    await failedPasswordCheck(app, user.email, user, accountFailures, request)
+    await failedPasswordCheck(app, user.email, user, seen, request)
     throw new WrongPassword()
   }
   await app.loginLimits.succeeded(user.email, accountFailures)

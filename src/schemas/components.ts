@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox
 import { ChangePasswordBody, DeleteAccountBody, SecurityEventList, SessionList } from './account.js'
 import { AuthorizationServerMetadata, JsonWebKeySet } from './discovery.js'
 import { Problem } from './problems.js'
-import { AuthStatus, Health } from './status.js'
+import { AuthStatus, Health, NotReady, Readiness } from './status.js'
 import { OAuthError, RevocationRequest, TokenRequest, TokenResponse } from './tokens.js'
 import { CreateUserBody, CurrentUser, User } from './users.js'
 import { EmailVerificationConfirmation, PasswordResetConfirmation, PasswordResetRequest } from './account-emails.js'
@@ -26,6 +26,8 @@ export const components = {
   RevocationRequest,
   AuthStatus,
   Health,
+  Readiness,
+  NotReady,
   AuthorizationServerMetadata,
   JsonWebKeySet,
   ChangePasswordBody,
@@ -60,11 +62,11 @@ export function json<N extends ComponentName> (name: N, description: string, hea
  * An RFC 9457 problem response. Its media type is application/problem+json, which the error
  * handler sends and Fastify picks this serializer for.
  */
-export function problem (description: string, headers?: ResponseHeaders): TUnsafe<Problem> {
+export function problem (description: string, headers?: ResponseHeaders, schema: 'Problem' | 'NotReady' = 'Problem'): TUnsafe<Problem> {
   return Type.Unsafe<Problem>({
     description,
     ...(headers && { headers }),
-    content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } }
+    content: { 'application/problem+json': { schema: { $ref: `${schema}#` } } }
   })
 }
 

@@ -492,6 +492,12 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return result.affectedRows
     },
 
+    async outboxBacklog () {
+      const [rows] = await execute<RowDataPacket[]>('SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox', [])
+      const row = rows[0]!
+      return { pending: Number(row.pending), oldestCreatedAt: row.oldest === null ? null : Number(row.oldest) }
+    },
+
     async ping () {
       await withConnection(connection => connection.query('SELECT 1'))
     }

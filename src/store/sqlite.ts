@@ -341,6 +341,11 @@ export function createSqliteStore (db: SqliteDatabase): Store {
         .run(before, limit).changes
     },
 
+    async outboxBacklog () {
+      const row = sql('SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox').get() as { pending: number, oldest: number | null }
+      return { pending: Number(row.pending), oldestCreatedAt: row.oldest === null ? null : Number(row.oldest) }
+    },
+
     async ping () {
       sql('SELECT 1').get()
     }

@@ -217,6 +217,9 @@ export interface Store {
   /** Deletes up to `limit` events recorded before `before`; returns how many. */
   pruneSecurityEvents (before: number, limit: number): Promise<number>
 
+  /** How many messages wait in the outbox, and when the oldest of them was queued (epoch ms). */
+  outboxBacklog (): Promise<{ pending: number, oldestCreatedAt: number | null }>
+
   /** Resolves when the database answers a trivial query. */
   ping (): Promise<void>
 }

@@ -71,7 +71,7 @@ t.test('GET /openapi.json: a valid OpenAPI 3.1 document of every route', async t
         const content = operation.responses[status]!.content ?? {}
         const [mediaType, expected] = oauth
           ? ['application/json', '#/components/schemas/OAuthError']
-          : ['application/problem+json', '#/components/schemas/Problem']
+          : ['application/problem+json', `#/components/schemas/${operation.operationId === 'getReadiness' && status === '503' ? 'NotReady' : 'Problem'}`]
         t.same(Object.keys(content), [mediaType], `${status} is ${mediaType}`)
         t.equal(content[mediaType]?.schema.$ref, expected, `${status} refers to the named error schema`)
       }
