@@ -184,8 +184,11 @@ export function clientErrorHandler (this: FastifyInstance, err: Error & { code?:
   // Only when nothing of another answer went out on this connection yet (Node's own rule).
   if (socket.writable && socket.bytesWritten === 0) {
     const body = JSON.stringify({ type: 'about:blank', title, status, detail } satisfies Problem)
+    // Headers too large: the request line was read, so a HEAD is answered with the headers alone
+    // (RFC 9110 §9.3.2). Other refusals never got as far as knowing the method.
+    const head = status === 431 && (err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD '
     socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${body}`)
+      `Content-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${randomUUID()}\r\nConnection: close\r\n\r\n${head ? '' : body}`)
   }
   socket.destroy(err)
 }

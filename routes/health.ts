@@ -81,7 +81,11 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
       }
     }
   }, async (request) => {
-    const checks = await readiness(request)
+    // A database that fails (rather than times out) halfway through the checks is unreachable too.
+    const checks = await readiness(request).catch(err => {
+      request.log.warn({ err }, 'database is not answering')
+      return UNREACHABLE
+    })
     const failed = Object.values(checks).find(check => check.status === 'fail')
     if (failed !== undefined) throw Object.assign(new ServiceUnavailable(failed.detail), { extensions: { checks } })
     return { status: 'ok' as const, checks }
