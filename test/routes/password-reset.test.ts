@@ -4,6 +4,8 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
+import { openSqlite } from '../../src/store/sqlite.js'
+import type { SqliteValue } from '../../src/store/sqlite-driver.js'
 import { build, createUser, eachDialect, form, freshDatabase, login, PASSWORD, testConfig, testNow } from '../helper.js'
 import { linkIn, smtpServer, subjectIs, type Inbox } from '../smtp.js'
 
@@ -96,9 +98,9 @@ async function outboxSize (app: FastifyInstance): Promise<number> {
   return sqliteCount(app, 'SELECT COUNT(*) AS n FROM outbox')
 }
 
-async function sqliteCount (app: FastifyInstance, sql: string, ...params: unknown[]): Promise<number> {
-  const { default: Database } = await import('better-sqlite3')
-  const db = new Database(app.config.database.kind === 'sqlite' ? app.config.database.path : '', { readonly: true })
+async function sqliteCount (app: FastifyInstance, sql: string, ...params: SqliteValue[]): Promise<number> {
+  // The project's own driver: better-sqlite3 aborts on Node 24 when a statement is collected.
+  const db = openSqlite(app.config.database.kind === 'sqlite' ? app.config.database.path : '')
   try {
     return (db.prepare(sql).get(...params) as { n: number }).n
   } finally {
