@@ -163,7 +163,7 @@ function lazy<T> (make: () => T): () => T {
 }
 
 /** The codes the service acts on, named as better-sqlite3 names them (node:sqlite gives numbers). */
-const CODES: Record<number, string> = { 5: 'SQLITE_BUSY', 6: 'SQLITE_LOCKED', 2067: 'SQLITE_CONSTRAINT_UNIQUE' }
+const CODES: Record<number, string> = { 5: 'SQLITE_BUSY', 6: 'SQLITE_LOCKED', 787: 'SQLITE_CONSTRAINT_FOREIGNKEY', 2067: 'SQLITE_CONSTRAINT_UNIQUE' }
 
 function guard<T> (fn: () => T): T {
   try {
