@@ -8,6 +8,13 @@ import { fileURLToPath } from 'node:url'
 export const ROOT = new URL('../', import.meta.url)
 export const LOOP_PROBE = new URL('bench/loop-probe.js', ROOT).href
 
+/** USER_HZ, the unit of /proc's CPU times: 100 on every Linux this runs on, asked once anyway. */
+const CLOCK_TICKS = (() => {
+  const out = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout
+  const value = Number(out?.trim())
+  return Number.isFinite(value) && value > 0 ? value : 100
+})()
+
 /** Which CPUs the benchmarked process and the load generator get; undefined where unpinned. */
 export interface Cpus {
   /** The CPU that `--pin` gives the server and the ceilings, and the "one core" argon2 rate uses. */
@@ -161,6 +168,22 @@ export class Child {
       const rss = kib('VmRSS')
       const hwm = kib('VmHWM')
       return Number.isNaN(rss) || Number.isNaN(hwm) ? undefined : { rssMiB: rss / 1024, hwmMiB: hwm / 1024 }
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * CPU seconds the process has used so far, user and system, every thread (libuv's pool, GC
+   * helpers) included: fields 14 and 15 of /proc/<pid>/stat. Undefined off Linux.
+   */
+  async cpuSeconds (): Promise<number | undefined> {
+    try {
+      const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8')
+      // The command name (field 2) may hold spaces; the fields after it are counted from its ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const ticks = Number(fields[11]) + Number(fields[12])
+      return Number.isNaN(ticks) ? undefined : ticks / CLOCK_TICKS
     } catch {
       return undefined
     }

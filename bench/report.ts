@@ -27,6 +27,8 @@ export interface Row {
   failed: boolean
   skipped?: boolean
   peakRssMiB?: number
+  /** The measured process's CPU time (user + system, all threads) per response, from /proc. */
+  cpuMicrosPerRequest?: number
   loop?: LoopDelay
   ratio?: { value: number, of: string }
 }
@@ -120,7 +122,7 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
   }
 }
 
-const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
+const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
 
 function num (value: number | undefined, digits = 0): string {
   if (value === undefined || Number.isNaN(value)) return '–'
@@ -139,6 +141,7 @@ export function markdownTable (rows: Row[]): string {
     r.target,
     r.target === 'argon2' ? `${r.connections} in flight` : String(r.connections),
     num(r.reqPerSec, r.target === 'argon2' ? 1 : 0),
+    num(r.cpuMicrosPerRequest),
     ms(r.p50Ms),
     ms(r.p99Ms),
     num(r.non2xx),
@@ -151,7 +154,7 @@ export function markdownTable (rows: Row[]): string {
   const escape = (cell: string) => cell.replaceAll('|', '\\|')
   return [
     `| ${COLUMNS.join(' | ')} |`,
-    `| ${COLUMNS.map((_, i) => i < 2 || i === 8 ? '---' : '---:').join(' | ')} |`,
+    `| ${COLUMNS.map((_, i) => i < 2 || i === 9 ? '---' : '---:').join(' | ')} |`,
     ...lines.map(cells => `| ${cells.map(escape).join(' | ')} |`)
   ].join('\n')
 }

@@ -60,10 +60,17 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
   }
   const loads = make()
   await child.resetLoopDelay()
+  const cpuBefore = await child.cpuSeconds()
   const { value: results, peakRssMiB } = await samplePeakRss(child, () => Promise.all(loads.map(({ load }) =>
     autocannon({ ...load.options, verifyBody: body => load.expect.body(String(body)) }))))
+  const cpuAfter = await child.cpuSeconds()
   const loop = await child.loopDelay()
-  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop }))
+  // The process's CPU time over the run per response; loads run at once (flood) share one figure.
+  const responses = results.reduce((sum, r) => sum + Object.values(r.statusCodeStats ?? {}).reduce((a, { count = 0 }) => a + count, 0), 0)
+  const cpuMicrosPerRequest = cpuBefore === undefined || cpuAfter === undefined || responses === 0
+    ? undefined
+    : (cpuAfter - cpuBefore) * 1e6 / responses
+  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest }))
 }
 
 function describe (rows: Row[]) {

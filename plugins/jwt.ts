@@ -6,14 +6,14 @@ import type { FastifyInstance } from 'fastify'
 import type { Config } from '../src/config.js'
 import type { AccessTokenClaims } from '../src/schemas/tokens.js'
 import { algorithmOf, publicJwk, type PublicJwk } from '../src/signing-keys.js'
-import type { AuthenticatedUser } from '../src/store/store.js'
+import type { UserRecord } from '../src/store/store.js'
 import { uuidv7 } from '../src/uuidv7.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
     payload: AccessTokenClaims
     /** Set by the authentication hook once the token's user is loaded; null when logged out. */
-    user: AuthenticatedUser | null
+    user: UserRecord | null
   }
 }
 

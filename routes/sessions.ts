@@ -33,7 +33,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
           last_used_at: new Date(session.lastUsedAt).toISOString(),
           ip: session.ip,
           user_agent: session.userAgent,
-          current: id === user.sessionId
+          current: id === request.sessionId
         }
       })
     }

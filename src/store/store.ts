@@ -12,10 +12,6 @@ export interface UserRecord {
 }
 
 /** The user of an authenticated request, and the session its access token belongs to. */
-export interface AuthenticatedUser extends UserRecord {
-  sessionId: string
-}
-
 export interface NewUser {
   email: string
   passwordHash: string
