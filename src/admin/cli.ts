@@ -166,9 +166,14 @@ const USER_COMMANDS: Record<string, UserAction> = {
     'email address marked verified', 'email address already verified, nothing changed')
 }
 
-async function findUser (store: Store, address: string | undefined): Promise<UserRecord> {
-  if (address === undefined || address.trim() === '') throw usage('an EMAIL is missing')
-  const email = normaliseEmail(address)
+/** The EMAIL argument, normalised as signup normalises it. */
+function emailArgument (address: string | undefined): string {
+  const email = normaliseEmail(address ?? '')
+  if (email === '') throw usage('an EMAIL is missing')
+  return email
+}
+
+async function findUser (store: Store, email: string): Promise<UserRecord> {
   const user = await store.findUserByEmail(email)
   if (user === undefined) throw new AdminError(EXIT.noAccount, `no account with the email ${email}`)
   return user
@@ -224,14 +229,15 @@ function route (words: string[]): (session: Session) => Promise<Result> {
       if (name === undefined) throw usage('user needs a command: show, disable, enable, delete, end-sessions or verify-email')
       const action = Object.hasOwn(USER_COMMANDS, name) ? USER_COMMANDS[name]! : undefined
       if (action === undefined) throw usage(`unknown command user ${name}`)
-      if (email === undefined) throw usage('an EMAIL is missing')
+      const address = emailArgument(email)
       extra(2)
-      return async session => action(session, await findUser(session.store, email))
+      return async session => action(session, await findUser(session.store, address))
     }
-    case 'events':
-      if (rest[0] === undefined) throw usage('an EMAIL is missing')
+    case 'events': {
+      const address = emailArgument(rest[0])
       extra(1)
-      return async session => listEvents(session, await findUser(session.store, rest[0]))
+      return async session => listEvents(session, await findUser(session.store, address))
+    }
     case 'outbox':
       if (rest[0] === undefined) return listOutbox
       if (rest[0] !== 'retry') throw usage(`unknown command outbox ${rest[0]}`)
