@@ -42,7 +42,13 @@ function emailValues (userId: number | null, message: OutgoingEmail, now: number
 }
 
 const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL'
-const INSERT_SESSION = 'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
+/**
+ * A session only for an account that exists and is not disabled: the read of the user row locks
+ * it, so a login racing a disabling either ends before it (and its session is ended with the
+ * others) or finds the account disabled and starts nothing.
+ */
+const INSERT_SESSION = `INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
+  SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`
 const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
   s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
   FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
@@ -223,9 +229,13 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     }, { causal: true })
   }
 
+  /** False, and nothing written, when the user is gone or disabled. */
   async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
-    await connection.execute(INSERT_SESSION, [session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent])
+    const [result] = await connection.execute<ResultSetHeader>(INSERT_SESSION,
+      [session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, session.userId])
+    if (result.affectedRows !== 1) return false
     await connection.execute(INSERT_REFRESH_TOKEN, [token.hash, session.userId, session.id, token.createdAt, token.expiresAt])
+    return true
   }
 
   async function endAllSessions (connection: PoolConnection, userId: number, now: number) {
@@ -273,11 +283,10 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return transaction(async connection => {
         // The row lock this UPDATE takes makes a concurrent change wait, then find the hash changed.
         const [result] = await connection.execute<ResultSetHeader>(
-          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?', [newHash, userId, currentHash])
+          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ? AND disabled_at IS NULL', [newHash, userId, currentHash])
         if (result.affectedRows !== 1) return false
         await endAllSessions(connection, userId, now)
-        await insertSession(connection, next, token)
-        return true
+        return insertSession(connection, next, token)
       })
     },
 
@@ -310,8 +319,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
 
     async createSession (session: NewSession, token: FirstRefreshToken) {
       try {
-        await transaction(connection => insertSession(connection, session, token))
-        return true
+        return await transaction(connection => insertSession(connection, session, token))
       } catch (err) {
         if (isForeignKeyFailure(err)) return false
         throw err

@@ -74,10 +74,14 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, familyId)
     sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL').run(now, familyId)
   })
+  /** False, and nothing written, when the user is gone or disabled. */
   const insertSession = (session: NewSession, token: FirstRefreshToken) => {
-    sql('INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent)
+    const { changes } = sql(`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
+      SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`)
+      .run(session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, session.userId)
+    if (changes !== 1) return false
     insertRefreshToken({ ...token, userId: session.userId, familyId: session.id })
+    return true
   }
   const endAllSessions = (userId: number, now: number) => {
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
@@ -111,11 +115,10 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     endAllSessions(userId, now)
   })
   const changePassword = (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number) => db.immediate(() => {
-    const { changes } = sql('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?').run(newHash, userId, currentHash)
+    const { changes } = sql('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ? AND disabled_at IS NULL').run(newHash, userId, currentHash)
     if (changes !== 1) return false
     endAllSessions(userId, now)
-    insertSession(next, token)
-    return true
+    return insertSession(next, token)
   })
   const disableUser = (userId: number, now: number) => db.immediate(() => {
     const { changes } = sql('UPDATE users SET disabled_at = ?, tokens_not_before = ? WHERE id = ? AND disabled_at IS NULL').run(now, now + 1, userId)
@@ -233,8 +236,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
 
     async createSession (session: NewSession, token: FirstRefreshToken) {
       try {
-        createSession(session, token)
-        return true
+        return createSession(session, token)
       } catch (err) {
         if (isForeignKeyFailure(err)) return false
         throw err

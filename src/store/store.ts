@@ -157,9 +157,10 @@ export interface Store {
    */
   findAuthentication (userId: number, sessionId: Buffer): Promise<Authentication | undefined>
   /**
-   * Sets a new password hash if and only if the current one is still `currentHash` (of two
-   * concurrent changes exactly one wins), ends every session of the user and starts `next`,
-   * in one transaction. False when the hash had changed: nothing was done.
+   * Sets a new password hash if and only if the current one is still `currentHash` and the
+   * account is not disabled (of two concurrent changes exactly one wins), ends every session of
+   * the user and starts `next`, in one transaction. False when the hash had changed or the
+   * account was disabled meanwhile: nothing was done.
    */
   changePassword (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number): Promise<boolean>
   /** Deletes the user and, by foreign keys, everything kept for them; false when already gone. */
@@ -175,7 +176,7 @@ export interface Store {
   /** Marks the email verified at `now` (an operator's word for it); false when it was already. */
   markEmailVerified (userId: number, now: number): Promise<boolean>
 
-  /** A login: the session and its first refresh token, together. False when the user is gone. */
+  /** A login: the session and its first refresh token, together. False when the user is gone or disabled. */
   createSession (session: NewSession, token: FirstRefreshToken): Promise<boolean>
   /** The user's live sessions, newest first. */
   listSessions (userId: number, now: number): Promise<SessionRecord[]>
