@@ -47,6 +47,11 @@ function subject (kind: 'account' | 'address', value: string): Buffer {
   return createHash('sha256').update(`${kind}:${value}`).digest()
 }
 
+/** What an account's failed logins are counted under (the admin CLI reads them too). */
+export function accountSubject (email: string): Buffer {
+  return subject('account', email)
+}
+
 /** Doubles from 250 ms once half the limit is used, capped at 4 s: slows guessing, locks nobody out. */
 export function softDelay (failures: number, limit: number): number {
   const soft = Math.ceil(limit / 2)

@@ -13,6 +13,10 @@ import { param } from '../src/oauth-params.js'
 
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
 export const UNVERIFIED_EMAIL = 'The email address is not verified'
+export const DISABLED_ACCOUNT = 'The account is disabled'
+
+/** The outcome of each refusal that comes only after the right password. */
+const REFUSALS: Record<string, LoginOutcome> = { [UNVERIFIED_EMAIL]: 'unverified', [DISABLED_ACCOUNT]: 'disabled' }
 
 function required (params: TokenRequest, name: 'username' | 'password' | 'refresh_token'): string {
   const value = param(params[name])
@@ -23,7 +27,7 @@ function required (params: TokenRequest, name: 'username' | 'password' | 'refres
 /** How a password grant ended, for auth_logins_total; undefined when it was no login attempt. */
 function loginOutcome (err: unknown): LoginOutcome | undefined {
   if (err instanceof TooManyAttempts) return 'locked'
-  if (err instanceof InvalidGrant) return err.message === UNVERIFIED_EMAIL ? 'unverified' : 'invalid_credentials'
+  if (err instanceof InvalidGrant) return REFUSALS[err.message] ?? 'invalid_credentials'
   if (err instanceof InvalidRequest) return undefined
   return 'unavailable'
 }
@@ -48,6 +52,10 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     await loginLimits.succeeded(email, seen.accountFailures)
     // Said only after the right password, so it tells a guesser nothing.
+    if (user.disabledAt !== null) {
+      log.info({ userId: user.id }, 'login refused: the account is disabled')
+      throw new InvalidGrant(DISABLED_ACCOUNT)
+    }
     if (fastify.config.emailVerification.required && user.emailVerifiedAt === null) {
       log.info({ userId: user.id }, 'login refused: the email address is not verified')
       throw new InvalidGrant(UNVERIFIED_EMAIL)
@@ -78,7 +86,7 @@ const token: FastifyPluginAsyncTypebox = async (fastify) => {
           'Cache-Control': Type.String({ description: 'no-store' }),
           Pragma: Type.String({ description: 'no-cache' })
         }),
-        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token; with `REQUIRE_VERIFIED_EMAIL=true`, the right password for an account whose email is not verified: `The email address is not verified`).'),
+        400: oauthError('`invalid_request` (a missing or repeated parameter), `unsupported_grant_type`, `invalid_scope`, or `invalid_grant` (wrong email or password, with the same description for both; an unknown, expired, revoked or reused refresh token; the right password for an account an operator disabled: `The account is disabled`; with `REQUIRE_VERIFIED_EMAIL=true`, the right password for an account whose email is not verified: `The email address is not verified`).'),
         413: oauthError('`invalid_request`: the body is larger than 16 KiB.'),
         415: oauthError('`invalid_request`: the body is not a form (application/x-www-form-urlencoded).'),
         ...commonOAuthErrors

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
-import { toClaimedEmail, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -10,6 +10,7 @@ interface UserRow extends RowDataPacket {
   created_at: Date
   tokens_not_before: number
   email_verified_at: number | null
+  disabled_at: number | null
 }
 
 type OutboxRow = RowDataPacket & OutboxColumns
@@ -26,7 +27,7 @@ interface RefreshRow extends RowDataPacket {
   tokens_not_before: number
 }
 
-const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at, disabled_at'
 const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
 const USE_REFRESH_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'
@@ -41,7 +42,13 @@ function emailValues (userId: number | null, message: OutgoingEmail, now: number
 }
 
 const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL'
-const INSERT_SESSION = 'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)'
+/**
+ * A session only for an account that exists and is not disabled: the read of the user row locks
+ * it, so a login racing a disabling either ends before it (and its session is ended with the
+ * others) or finds the account disabled and starts nothing.
+ */
+const INSERT_SESSION = `INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
+  SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`
 const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
   s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
   FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
@@ -222,9 +229,13 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     }, { causal: true })
   }
 
+  /** False, and nothing written, when the user is gone or disabled. */
   async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
-    await connection.execute(INSERT_SESSION, [session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent])
+    const [result] = await connection.execute<ResultSetHeader>(INSERT_SESSION,
+      [session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, session.userId])
+    if (result.affectedRows !== 1) return false
     await connection.execute(INSERT_REFRESH_TOKEN, [token.hash, session.userId, session.id, token.createdAt, token.expiresAt])
+    return true
   }
 
   async function endAllSessions (connection: PoolConnection, userId: number, now: number) {
@@ -240,7 +251,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
         const [result] = await write<ResultSetHeader>(
           'INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)',
           [email, passwordHash, createdAt])
-        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null }
+        return { id: result.insertId, email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null, disabledAt: null }
       } catch (err) {
         if ((err as { code?: string }).code === 'ER_DUP_ENTRY') throw new EmailTaken()
         throw err
@@ -272,11 +283,10 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return transaction(async connection => {
         // The row lock this UPDATE takes makes a concurrent change wait, then find the hash changed.
         const [result] = await connection.execute<ResultSetHeader>(
-          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?', [newHash, userId, currentHash])
+          'UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ? AND disabled_at IS NULL', [newHash, userId, currentHash])
         if (result.affectedRows !== 1) return false
         await endAllSessions(connection, userId, now)
-        await insertSession(connection, next, token)
-        return true
+        return insertSession(connection, next, token)
       })
     },
 
@@ -287,10 +297,29 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       })
     },
 
+    async disableUser (userId: number, now: number) {
+      return transaction(async connection => {
+        const [result] = await connection.execute<ResultSetHeader>(
+          'UPDATE users SET disabled_at = ?, tokens_not_before = ? WHERE id = ? AND disabled_at IS NULL', [now, now + 1, userId])
+        if (result.affectedRows !== 1) return false
+        await endAllSessions(connection, userId, now)
+        return true
+      }, { causal: true })
+    },
+
+    async enableUser (userId: number) {
+      const [result] = await write<ResultSetHeader>('UPDATE users SET disabled_at = NULL WHERE id = ? AND disabled_at IS NOT NULL', [userId])
+      return result.affectedRows === 1
+    },
+
+    async markEmailVerified (userId: number, now: number) {
+      const [result] = await write<ResultSetHeader>('UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL', [now, userId])
+      return result.affectedRows === 1
+    },
+
     async createSession (session: NewSession, token: FirstRefreshToken) {
       try {
-        await transaction(connection => insertSession(connection, session, token))
-        return true
+        return await transaction(connection => insertSession(connection, session, token))
       } catch (err) {
         if (isForeignKeyFailure(err)) return false
         throw err
@@ -492,6 +521,18 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       return result.affectedRows
     },
 
+    async listOutbox () {
+      const [rows] = await execute<Array<RowDataPacket & OutboxEntryRow>>(await causal(`SELECT ${OUTBOX_ENTRY_COLUMNS} FROM outbox ORDER BY id`), [])
+      return rows.map(toOutboxEntry)
+    },
+
+    async retryFailedEmails (now: number) {
+      const [result] = await write<ResultSetHeader>(
+        `UPDATE outbox SET attempts = 0, next_attempt_at = ?, last_error = NULL
+          WHERE attempts > 0 AND expires_at > ? AND (claimed_until IS NULL OR claimed_until <= ?)`, [now, now, now])
+      return result.affectedRows
+    },
+
     async outboxBacklog () {
       const [rows] = await execute<RowDataPacket[]>('SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox', [])
       const row = rows[0]!
@@ -516,6 +557,7 @@ function toUser (row: UserRow | undefined): UserRecord | undefined {
     passwordHash: row.password_hash,
     createdAt: row.created_at,
     tokensNotBefore: Number(row.tokens_not_before),
-    emailVerifiedAt: row.email_verified_at === null ? null : Number(row.email_verified_at)
+    emailVerifiedAt: row.email_verified_at === null ? null : Number(row.email_verified_at),
+    disabledAt: row.disabled_at === null ? null : Number(row.disabled_at)
   }
 }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { EmailTaken } from '../errors.js'
 import { openSqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js'
-import { toClaimedEmail, type Authentication, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxRow, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 export type { SqliteDatabase } from './sqlite-driver.js'
 
@@ -13,6 +13,7 @@ interface UserRow {
   created_at: string
   tokens_not_before: number
   email_verified_at: number | null
+  disabled_at: number | null
 }
 
 interface RefreshRow {
@@ -22,7 +23,7 @@ interface RefreshRow {
   tokens_not_before: number
 }
 
-const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at'
+const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at, disabled_at'
 const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
   s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
   FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
@@ -73,10 +74,14 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, familyId)
     sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL').run(now, familyId)
   })
+  /** False, and nothing written, when the user is gone or disabled. */
   const insertSession = (session: NewSession, token: FirstRefreshToken) => {
-    sql('INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(session.id, session.userId, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent)
+    const { changes } = sql(`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
+      SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`)
+      .run(session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, session.userId)
+    if (changes !== 1) return false
     insertRefreshToken({ ...token, userId: session.userId, familyId: session.id })
+    return true
   }
   const endAllSessions = (userId: number, now: number) => {
     sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
@@ -110,10 +115,15 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     endAllSessions(userId, now)
   })
   const changePassword = (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number) => db.immediate(() => {
-    const { changes } = sql('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?').run(newHash, userId, currentHash)
+    const { changes } = sql('UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ? AND disabled_at IS NULL').run(newHash, userId, currentHash)
     if (changes !== 1) return false
     endAllSessions(userId, now)
-    insertSession(next, token)
+    return insertSession(next, token)
+  })
+  const disableUser = (userId: number, now: number) => db.immediate(() => {
+    const { changes } = sql('UPDATE users SET disabled_at = ?, tokens_not_before = ? WHERE id = ? AND disabled_at IS NULL').run(now, now + 1, userId)
+    if (changes !== 1) return false
+    endAllSessions(userId, now)
     return true
   })
   const createSession = (session: NewSession, token: FirstRefreshToken) => db.immediate(() => insertSession(session, token))
@@ -179,7 +189,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       try {
         const { lastInsertRowid } = sql('INSERT INTO users (email, password_hash, created_at) VALUES (?, ?, ?)')
           .run(email, passwordHash, createdAt.toISOString())
-        return { id: Number(lastInsertRowid), email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null }
+        return { id: Number(lastInsertRowid), email, passwordHash, createdAt, tokensNotBefore: 0, emailVerifiedAt: null, disabledAt: null }
       } catch (err) {
         if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new EmailTaken()
         throw err
@@ -212,10 +222,21 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       return sql('DELETE FROM users WHERE id = ?').run(userId).changes === 1
     },
 
+    async disableUser (userId: number, now: number) {
+      return disableUser(userId, now)
+    },
+
+    async enableUser (userId: number) {
+      return sql('UPDATE users SET disabled_at = NULL WHERE id = ? AND disabled_at IS NOT NULL').run(userId).changes === 1
+    },
+
+    async markEmailVerified (userId: number, now: number) {
+      return sql('UPDATE users SET email_verified_at = ? WHERE id = ? AND email_verified_at IS NULL').run(now, userId).changes === 1
+    },
+
     async createSession (session: NewSession, token: FirstRefreshToken) {
       try {
-        createSession(session, token)
-        return true
+        return createSession(session, token)
       } catch (err) {
         if (isForeignKeyFailure(err)) return false
         throw err
@@ -341,6 +362,16 @@ export function createSqliteStore (db: SqliteDatabase): Store {
         .run(before, limit).changes
     },
 
+    async listOutbox () {
+      const rows = sql(`SELECT ${OUTBOX_ENTRY_COLUMNS} FROM outbox ORDER BY id`).all() as unknown as OutboxEntryRow[]
+      return rows.map(toOutboxEntry)
+    },
+
+    async retryFailedEmails (now: number) {
+      return sql(`UPDATE outbox SET attempts = 0, next_attempt_at = ?, last_error = NULL
+        WHERE attempts > 0 AND expires_at > ? AND (claimed_until IS NULL OR claimed_until <= ?)`).run(now, now, now).changes
+    },
+
     async outboxBacklog () {
       const row = sql('SELECT COUNT(*) AS pending, MIN(created_at) AS oldest FROM outbox').get() as { pending: number, oldest: number | null }
       return { pending: Number(row.pending), oldestCreatedAt: row.oldest === null ? null : Number(row.oldest) }
@@ -364,6 +395,7 @@ function toUser (row: UserRow | undefined): UserRecord | undefined {
     passwordHash: row.password_hash,
     createdAt: new Date(row.created_at),
     tokensNotBefore: row.tokens_not_before,
-    emailVerifiedAt: row.email_verified_at
+    emailVerifiedAt: row.email_verified_at,
+    disabledAt: row.disabled_at
   }
 }

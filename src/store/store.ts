@@ -9,6 +9,8 @@ export interface UserRecord {
   tokensNotBefore: number
   /** When the email address was verified (epoch ms); null until then. */
   emailVerifiedAt: number | null
+  /** When an operator disabled the account (epoch ms); null while it is not disabled. */
+  disabledAt: number | null
 }
 
 /** The user of an authenticated request, and the session its access token belongs to. */
@@ -110,6 +112,22 @@ export interface ClaimedEmail extends Omit<OutgoingEmail, 'expiresAt'> {
   expiresAt: number
 }
 
+/** An outbox row as an operator sees it: never its bodies or link, which hold the token. */
+export interface OutboxEntry {
+  id: number
+  /** The subject line, which says what kind of message it is. */
+  subject: string
+  recipient: string
+  attempts: number
+  /** Epoch ms. */
+  createdAt: number
+  nextAttemptAt: number
+  expiresAt: number
+  /** Until when a sender holds it (epoch ms); null when none does. */
+  claimedUntil: number | null
+  lastError: string | null
+}
+
 export interface SecurityEvent {
   type: SecurityEventType
   /** Epoch ms. */
@@ -135,15 +153,26 @@ export interface Store {
    */
   findAuthentication (userId: number, sessionId: Buffer): Promise<Authentication | undefined>
   /**
-   * Sets a new password hash if and only if the current one is still `currentHash` (of two
-   * concurrent changes exactly one wins), ends every session of the user and starts `next`,
-   * in one transaction. False when the hash had changed: nothing was done.
+   * Sets a new password hash if and only if the current one is still `currentHash` and the
+   * account is not disabled (of two concurrent changes exactly one wins), ends every session of
+   * the user and starts `next`, in one transaction. False when the hash had changed or the
+   * account was disabled meanwhile: nothing was done.
    */
   changePassword (userId: number, currentHash: string, newHash: string, next: NewSession, token: FirstRefreshToken, now: number): Promise<boolean>
   /** Deletes the user and, by foreign keys, everything kept for them; false when already gone. */
   deleteUser (userId: number): Promise<boolean>
+  /**
+   * Disables the account at `now` if it is not disabled yet and, in the same transaction, ends
+   * every session of the user (access tokens issued before `now + 1` refused, refresh tokens
+   * revoked), so authentication never has to read the flag. False when it was disabled already.
+   */
+  disableUser (userId: number, now: number): Promise<boolean>
+  /** Lifts the disabling; false when the account was not disabled. */
+  enableUser (userId: number): Promise<boolean>
+  /** Marks the email verified at `now` (an operator's word for it); false when it was already. */
+  markEmailVerified (userId: number, now: number): Promise<boolean>
 
-  /** A login: the session and its first refresh token, together. False when the user is gone. */
+  /** A login: the session and its first refresh token, together. False when the user is gone or disabled. */
   createSession (session: NewSession, token: FirstRefreshToken): Promise<boolean>
   /** The user's live sessions, newest first. */
   listSessions (userId: number, now: number): Promise<SessionRecord[]>
@@ -213,6 +242,13 @@ export interface Store {
   /** Deletes up to `limit` events recorded before `before`; returns how many. */
   pruneSecurityEvents (before: number, limit: number): Promise<number>
 
+  /** Every message in the outbox, oldest first, without its bodies or link. */
+  listOutbox (): Promise<OutboxEntry[]>
+  /**
+   * Gives the messages that failed (attempted at least once), and are neither expired nor held
+   * by a sender, a fresh start: no attempts, due at `now`. Returns how many.
+   */
+  retryFailedEmails (now: number): Promise<number>
   /** How many messages wait in the outbox, and when the oldest of them was queued (epoch ms). */
   outboxBacklog (): Promise<{ pending: number, oldestCreatedAt: number | null }>
 
@@ -242,5 +278,34 @@ export function toClaimedEmail (row: OutboxRow): ClaimedEmail {
     ...(row.link === null ? {} : { link: row.link }),
     attempts: Number(row.attempts),
     expiresAt: Number(row.expires_at)
+  }
+}
+
+/** The outbox columns an operator may see, as both databases return them. */
+export const OUTBOX_ENTRY_COLUMNS = 'id, subject, recipient, attempts, created_at, next_attempt_at, expires_at, claimed_until, last_error'
+
+export interface OutboxEntryRow {
+  id: number
+  subject: string
+  recipient: string
+  attempts: number
+  created_at: number
+  next_attempt_at: number
+  expires_at: number
+  claimed_until: number | null
+  last_error: string | null
+}
+
+export function toOutboxEntry (row: OutboxEntryRow): OutboxEntry {
+  return {
+    id: Number(row.id),
+    subject: row.subject,
+    recipient: row.recipient,
+    attempts: Number(row.attempts),
+    createdAt: Number(row.created_at),
+    nextAttemptAt: Number(row.next_attempt_at),
+    expiresAt: Number(row.expires_at),
+    claimedUntil: row.claimed_until === null ? null : Number(row.claimed_until),
+    lastError: row.last_error
   }
 }

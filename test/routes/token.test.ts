@@ -117,6 +117,25 @@ eachDialect(t, 'POST /token', async (t, dialect) => {
   })
 })
 
+eachDialect(t, 'a disabled account: the password grant says so after the right password only, and its sessions are over', async (t, dialect) => {
+  const app = await build(t, dialect)
+  const { id } = await createUser(app)
+  const tokens = await login(app)
+  const attempt = (password: string) => app.inject({ method: 'POST', url: '/token', ...form({ grant_type: 'password', username: 'ada@example.com', password }) })
+
+  t.equal(await app.store.disableUser(id, app.now()), true)
+  t.equal(await app.store.disableUser(id, app.now()), false, 'once')
+  t.equal((await app.inject({ method: 'GET', url: '/users/me', headers: { authorization: `Bearer ${tokens.access_token}` } })).statusCode, 401)
+  t.equal((await app.inject({ method: 'POST', url: '/token', ...form({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }) })).statusCode, 400)
+  t.same((await attempt(PASSWORD)).json(), { error: 'invalid_grant', error_description: 'The account is disabled' })
+  t.same((await attempt('wrong')).json(), { error: 'invalid_grant', error_description: 'The username or password is incorrect' })
+  t.same((await app.store.listSessions(id, app.now())).length, 0, 'no session was started')
+
+  t.equal(await app.store.enableUser(id), true)
+  t.equal(await app.store.enableUser(id), false, 'once')
+  t.equal((await login(app)).token_type, 'Bearer')
+})
+
 eachDialect(t, 'a hash made at an older cost is upgraded at login', async (t, dialect) => {
   const databaseUrl = await freshDatabase(t, dialect)
   const cheap = await build(t, dialect, { databaseUrl })
@@ -132,4 +151,14 @@ eachDialect(t, 'a hash made at an older cost is upgraded at login', async (t, di
   await login(dearer)
   t.equal((await dearer.store.findUserByEmail('ada@example.com'))!.passwordHash, after, 'a current hash is left alone')
   await login(cheap)
+})
+
+eachDialect(t, 'a login that read the account before it was disabled starts no session', async (t, dialect) => {
+  const app = await build(t, dialect)
+  const { id } = await createUser(app)
+  const user = (await app.store.findUserById(id))!
+  await app.store.disableUser(id, app.now())
+  // What the password grant does next with the user it read: the session is refused.
+  await t.rejects(app.sessions.start(user, { ip: '127.0.0.1', headers: {} } as never), { message: 'The username or password is incorrect' })
+  t.same(await app.store.listSessions(id, app.now()), [])
 })

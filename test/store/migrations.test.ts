@@ -5,7 +5,7 @@ import { openSqlite } from '../../src/store/sqlite.js'
 import type { SqliteValue } from '../../src/store/sqlite-driver.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts']
 const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'security_events', 'sessions', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
@@ -45,6 +45,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0006-disabled-accounts'])
     t.same(await migrator.down(), ['0005-email'])
     t.same(await migrator.down(), ['0004-account-lifecycle'])
     const live = Buffer.alloc(16, 1)
@@ -71,13 +72,36 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
     }
-    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email'])
+    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts'])
     t.same(await sessions(), [
       { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
       { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
     ])
     await run('DELETE FROM users WHERE id = ?', [7])
     t.same(await sessions(), [], 'sessions go with their user')
+  })
+
+  t.test('0006 adds users.disabled_at, NULL for the accounts that exist, and takes it away again', async t => {
+    const query = async (sql: string, values: unknown[] = []) => {
+      if (dialect === 'mysql') return (await (target as { pool: mysql.Pool }).pool.query(sql, values))[0] as Array<Record<string, unknown>>
+      const statement = (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql)
+      if (!sql.startsWith('SELECT')) {
+        statement.run(...(values as SqliteValue[]))
+        return []
+      }
+      return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
+    }
+    t.same(await migrator.down(), ['0006-disabled-accounts'])
+    await query('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [8, 'grace@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
+    await t.rejects(query('SELECT disabled_at FROM users'), 'no column before 0006')
+    t.same(await migrator.up(), ['0006-disabled-accounts'])
+    t.same(await query('SELECT id, disabled_at FROM users'), [{ id: 8, disabled_at: null }])
+    await query('UPDATE users SET disabled_at = ? WHERE id = ?', [1_900_000_000_000, 8])
+    t.same((await query('SELECT disabled_at FROM users')).map(r => Number(r.disabled_at)), [1_900_000_000_000], 'epoch milliseconds fit')
+    t.same(await migrator.down(), ['0006-disabled-accounts'])
+    t.same(await query('SELECT id, email FROM users'), [{ id: 8, email: 'grace@example.com' }], 'the account stays')
+    t.same(await migrator.up(), ['0006-disabled-accounts'])
+    await query('DELETE FROM users WHERE id = ?', [8])
   })
 
   t.test('down reverts one migration at a time', async t => {

@@ -11,7 +11,7 @@ eachDialect(t, 'store', async (t, dialect) => {
     t.ok(user.id > 0)
     const byEmail = await store.findUserByEmail('ada@example.com')
     const byId = await store.findUserById(user.id)
-    t.same(byEmail, { id: user.id, email: 'ada@example.com', passwordHash: '$argon2id$hash', createdAt, tokensNotBefore: 0, emailVerifiedAt: null })
+    t.same(byEmail, { id: user.id, email: 'ada@example.com', passwordHash: '$argon2id$hash', createdAt, tokensNotBefore: 0, emailVerifiedAt: null, disabledAt: null })
     t.same(byId, byEmail)
     t.equal(byId!.createdAt.toISOString(), '2026-11-26T03:51:31.123Z', 'milliseconds and UTC survive the round trip')
   })
