@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -103,22 +103,17 @@ async function metricsPlugin (fastify: FastifyInstance) {
   if (listen === undefined) return
 
   collectDefaultMetrics({ register: registry })
-  const requestDuration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from the request\'s arrival to its answer, by route pattern',
-    labelNames: ['method', 'route', 'status_code'],
-    buckets: REQUEST_BUCKETS,
-    registers
-  })
+  const requestDuration = new RequestDurations(REQUEST_BUCKETS)
+  registry.registerMetric(requestDuration as unknown as Metric)
   const labels = new Map<string, string>()
   fastify.addHook('onRoute', ({ url }) => { labels.set(url, routeLabel(url)) })
   fastify.addHook('onResponse', (request, reply, done) => {
     const pattern = request.routeOptions.url
-    requestDuration.observe({
-      method: request.method,
-      route: (pattern === undefined ? undefined : labels.get(pattern)) ?? UNMATCHED_ROUTE,
-      status_code: reply.statusCode
-    }, reply.elapsedTime / 1000)
+    requestDuration.observe(
+      (pattern === undefined ? undefined : labels.get(pattern)) ?? UNMATCHED_ROUTE,
+      request.method,
+      reply.statusCode,
+      reply.elapsedTime / 1000)
     done()
   })
 
@@ -155,3 +150,69 @@ function createMetricsServer (registry: Registry, fastify: FastifyInstance): Ser
 }
 
 export default fp(metricsPlugin, { name: 'metrics', dependencies: ['config'] })
+
+interface Series {
+  labels: { method: string, route: string, status_code: number }
+  /** Observations per bucket, not cumulative: the last slot counts those above every bound. */
+  counts: Float64Array
+  sum: number
+  count: number
+}
+
+/**
+ * `http_request_duration_seconds`, a histogram that the registry reads like one of its own (the
+ * same name, help, type and values prom-client's Histogram hands it, so the exposition is
+ * prom-client's) but that counts an answer with three map lookups and a bucket search. A
+ * prom-client Histogram validates and hashes the label object on every observation, which cost
+ * `me` about a tenth of its throughput; this one found the series by route, method and status.
+ */
+export class RequestDurations {
+  readonly name = 'http_request_duration_seconds'
+  readonly help = 'Time from the request\'s arrival to its answer, by route pattern'
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  readonly labelNames = ['method', 'route', 'status_code']
+  private readonly byRoute = new Map<string, Map<string, Map<number, Series>>>()
+
+  constructor (private readonly bounds: readonly number[]) {}
+
+  observe (route: string, method: string, statusCode: number, seconds: number): void {
+    let byMethod = this.byRoute.get(route)
+    if (byMethod === undefined) this.byRoute.set(route, byMethod = new Map())
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
+    let series = byStatus.get(statusCode)
+    if (series === undefined) {
+      series = { labels: { method, route, status_code: statusCode }, counts: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 }
+      byStatus.set(statusCode, series)
+    }
+    let bucket = 0
+    while (bucket < this.bounds.length && seconds > this.bounds[bucket]!) bucket++
+    series.counts[bucket]!++
+    series.sum += seconds
+    series.count++
+  }
+
+  async get () {
+    const values: Array<{ labels: object, value: number, metricName: string }> = []
+    for (const byMethod of this.byRoute.values()) {
+      for (const byStatus of byMethod.values()) {
+        for (const { labels, counts, sum, count } of byStatus.values()) {
+          let cumulative = 0
+          for (let i = 0; i < this.bounds.length; i++) {
+            cumulative += counts[i]!
+            values.push({ labels: { le: this.bounds[i]!, ...labels }, value: cumulative, metricName: `${this.name}_bucket` })
+          }
+          values.push({ labels: { le: '+Inf', ...labels }, value: count, metricName: `${this.name}_bucket` })
+          values.push({ labels, value: sum, metricName: `${this.name}_sum` })
+          values.push({ labels, value: count, metricName: `${this.name}_count` })
+        }
+      }
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator }
+  }
+
+  reset (): void {
+    this.byRoute.clear()
+  }
+}
