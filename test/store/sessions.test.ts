@@ -26,6 +26,31 @@ eachDialect(t, 'sessions in the store', async (t, dialect) => {
     t.match(await store.findAuthentication(ada.id, session.id), { sessionLive: false }, 'ended')
   })
 
+  t.test('findAuthentication: reads made in one turn (one query on MySQL) answer each as it would alone', async t => {
+    const carol = await store.createUser({ email: 'carol@example.com', passwordHash: 'c', createdAt: new Date() })
+    const [c1, c2, c3] = [await start(carol.id, now), await start(carol.id, now), await start(carol.id, now)]
+    const mine = await start(ada.id, now)
+    t.equal(await store.endSession(carol.id, c3.id, now + 1), true)
+    const asks: Array<[number, Buffer]> = [
+      [carol.id, c1.id], [carol.id, c2.id], [carol.id, c3.id], [carol.id, mine.id], [ada.id, mine.id],
+      [ada.id, c1.id], [999_999, c1.id], [carol.id, randomBytes(16)], [carol.id, c1.id], [ada.id, mine.id]
+    ]
+    const alone = []
+    for (const [userId, sessionId] of asks) alone.push(await store.findAuthentication(userId, sessionId))
+    const together = await Promise.all(asks.map(([userId, sessionId]) => store.findAuthentication(userId, sessionId)))
+    t.same(together, alone)
+    t.same(together.map(a => a?.sessionLive), [true, true, false, false, true, false, undefined, false, true, true])
+    t.not(together[0]!.user, together[8]!.user, 'each read has its own user object')
+
+    // Ended, then read at once by many in one turn: every one sees it.
+    t.equal(await store.endSession(carol.id, c1.id, now + 2), true)
+    const after = await Promise.all(Array.from({ length: 20 }, () => store.findAuthentication(carol.id, c1.id)))
+    t.ok(after.every(a => a?.sessionLive === false), 'an ended session is seen ended by every read after it')
+    // More than one query's worth at once.
+    const many = await Promise.all(Array.from({ length: 150 }, (_, i) => store.findAuthentication(i % 2 === 0 ? carol.id : ada.id, i % 2 === 0 ? c2.id : mine.id)))
+    t.ok(many.every(a => a?.sessionLive === true), '150 reads at once, in several queries, all answered')
+  })
+
   t.test('listSessions: live ones only, newest first; endSession: only the owner\'s', async t => {
     const older = await start(bob.id, now)
     const newer = await start(bob.id, now + 10)
