@@ -50,6 +50,31 @@ function failed (status, problem) {
   if (status === 400 && typeof problem.detail === 'string') return problem.detail + '.'
   return 'The service could not do this right now; try again in a moment.'
 }
+/**
+ * On submit: says busy, posts body(), then says done on 204; otherwise explain may say
+ * why, or the common words for the status do (a 400 means the token is spent: the form goes).
+ */
+function onSubmit (busy, body, done, explain = () => false) {
+  form.addEventListener('submit', async event => {
+    event.preventDefault()
+    button.disabled = true
+    say(busy, '')
+    try {
+      const { status, problem } = await post(body())
+      if (status === 204) {
+        form.hidden = true
+        say(done, 'done')
+      } else if (!explain(status, problem)) {
+        if (status === 400) form.hidden = true
+        say(failed(status, problem), 'error')
+      }
+    } catch {
+      say('The service could not be reached; check the connection and try again.', 'error')
+    } finally {
+      button.disabled = false
+    }
+  })
+}
 if (!token) {
   form.hidden = true
   say('This link is incomplete: it carries no token. Open the link from the email again, or ask for a new email.', 'error')
@@ -57,49 +82,18 @@ if (!token) {
 `.trim()
 
 const RESET_SCRIPT = `${COMMON_SCRIPT}
-form.addEventListener('submit', async event => {
-  event.preventDefault()
-  button.disabled = true
-  say('Saving the new password…', '')
-  try {
-    const { status, problem } = await post({ token, new_password: form.elements.new_password.value })
-    if (status === 204) {
-      form.hidden = true
-      say('Your password has been changed, and every session of the account has been signed out. Log in with the new password.', 'done')
-    } else if (status === 400 && Array.isArray(problem.errors)) {
-      say('This password cannot be used: it ' + problem.errors.map(e => e.message).join('; ') + '.', 'error')
-    } else {
-      if (status === 400) form.hidden = true
-      say(failed(status, problem), 'error')
-    }
-  } catch {
-    say('The service could not be reached; check the connection and try again.', 'error')
-  } finally {
-    button.disabled = false
-  }
-})
+onSubmit('Saving the new password…',
+  () => ({ token, new_password: form.elements.new_password.value }),
+  'Your password has been changed, and every session of the account has been signed out. Log in with the new password.',
+  (status, problem) => {
+    if (status !== 400 || !Array.isArray(problem.errors)) return false
+    say('This password cannot be used: it ' + problem.errors.map(e => e.message).join('; ') + '.', 'error')
+    return true
+  })
 `
 
 const VERIFY_SCRIPT = `${COMMON_SCRIPT}
-form.addEventListener('submit', async event => {
-  event.preventDefault()
-  button.disabled = true
-  say('Verifying…', '')
-  try {
-    const { status, problem } = await post({ token })
-    if (status === 204) {
-      form.hidden = true
-      say('Your email address is verified. You can close this page.', 'done')
-    } else {
-      if (status === 400) form.hidden = true
-      say(failed(status, problem), 'error')
-    }
-  } catch {
-    say('The service could not be reached; check the connection and try again.', 'error')
-  } finally {
-    button.disabled = false
-  }
-})
+onSubmit('Verifying…', () => ({ token }), 'Your email address is verified. You can close this page.')
 `
 
 function sourceHash (source: string): string {
