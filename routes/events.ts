@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { eventJson } from '../src/accounts/events.js'
 import { authenticationProblems, commonProblems, json, STRICT_AUTH, unavailableProblem } from '../src/schemas/components.js'
 
 const events: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -20,7 +21,7 @@ const events: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const recent = await fastify.securityEvents.recent(request.user!.id)
     return {
-      events: recent.map(event => ({ type: event.type, at: new Date(event.at).toISOString(), ip: event.ip, user_agent: event.userAgent }))
+      events: recent.map(eventJson)
     }
   })
 }

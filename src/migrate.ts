@@ -2,11 +2,9 @@
  * `npm run migrate -- up|down|pending|executed`: the migrations, outside the server, on the
  * database that DATABASE_URL names.
  */
-import mysql from 'mysql2/promise'
 import { ConfigError, loadConfig } from './config.js'
-import { createMigrator, type MigrationTarget } from './migrator.js'
-import { poolOptions } from './store/mysql.js'
-import { openSqlite } from './store/sqlite.js'
+import { createMigrator } from './migrator.js'
+import { openDatabase } from './store/open.js'
 
 const COMMANDS = ['up', 'down', 'pending', 'executed'] as const
 type Command = typeof COMMANDS[number]
@@ -27,17 +25,7 @@ try {
   process.exit(1)
 }
 
-let target: MigrationTarget
-let close: () => Promise<void>
-if (database.kind === 'mysql') {
-  const pool = mysql.createPool({ uri: database.url, ...poolOptions })
-  target = { dialect: 'mysql', pool }
-  close = () => pool.end()
-} else {
-  const db = openSqlite(database.path)
-  target = { dialect: 'sqlite', db }
-  close = async () => { db.close() }
-}
+const { target, close } = openDatabase(database)
 
 const migrator = createMigrator(target, { info: message => console.log(message) })
 try {

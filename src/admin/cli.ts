@@ -3,14 +3,14 @@
  * environment, output streams and clock, so tests run it in-process. src/admin.ts is the entry.
  */
 import { existsSync } from 'node:fs'
-import mysql from 'mysql2/promise'
 import { accountSubject } from '../../plugins/login-limits.js'
 import { normaliseEmail } from '../accounts/email.js'
-import { RECENT_EVENTS, type SecurityEventType } from '../accounts/events.js'
+import { eventJson, RECENT_EVENTS, type SecurityEventType } from '../accounts/events.js'
 import { ConfigError, loadConfig, type Config, type Database } from '../config.js'
-import { createMigrator, type MigrationTarget } from '../migrator.js'
-import { createMysqlStore, poolOptions } from '../store/mysql.js'
-import { createSqliteStore, openSqlite } from '../store/sqlite.js'
+import { createMigrator } from '../migrator.js'
+import { createMysqlStore } from '../store/mysql.js'
+import { openDatabase } from '../store/open.js'
+import { createSqliteStore } from '../store/sqlite.js'
 import type { OutboxEntry, Store, UserRecord } from '../store/store.js'
 
 export const EXIT = {
@@ -180,8 +180,7 @@ async function findUser (store: Store, email: string): Promise<UserRecord> {
 }
 
 async function listEvents ({ store }: Session, user: UserRecord): Promise<Result> {
-  const events = (await store.listSecurityEvents(user.id, RECENT_EVENTS))
-    .map(({ type, at, ip, userAgent }) => ({ type, at: iso(at), ip, user_agent: userAgent }))
+  const events = (await store.listSecurityEvents(user.id, RECENT_EVENTS)).map(eventJson)
   const text = events.length === 0
     ? `${user.email}: no security events`
     : events.map(e => [e.at, e.type.padEnd(24), e.ip ?? '-', e.user_agent ?? '-'].join('  ')).join('\n')
@@ -262,24 +261,14 @@ function describe (database: Database): string {
 async function openStore (config: Config): Promise<{ store: Store, close: () => Promise<void> }> {
   const { database } = config
   const where = describe(database)
-  let target: MigrationTarget
-  let store: Store
-  let close: () => Promise<void>
-  if (database.kind === 'mysql') {
-    const pool = mysql.createPool({ uri: database.url, ...poolOptions, connectionLimit: 2 })
-    target = { dialect: 'mysql', pool }
-    store = createMysqlStore(pool, { causalReads: config.causalReads })
-    close = () => pool.end()
-  } else {
-    // Opening a missing file would create an empty database; there is nothing to administer.
-    if (database.path !== ':memory:' && !existsSync(database.path)) {
-      throw new AdminError(EXIT.database, `there is no database at ${where} (npm run migrate -- up creates it)`)
-    }
-    const db = openSqlite(database.path)
-    target = { dialect: 'sqlite', db }
-    store = createSqliteStore(db)
-    close = async () => { db.close() }
+  // Opening a missing SQLite file would create an empty database; there is nothing to administer.
+  if (database.kind === 'sqlite' && database.path !== ':memory:' && !existsSync(database.path)) {
+    throw new AdminError(EXIT.database, `there is no database at ${where} (npm run migrate -- up creates it)`)
   }
+  const { target, close } = openDatabase(database, { connectionLimit: 2 })
+  const store = target.dialect === 'mysql'
+    ? createMysqlStore(target.pool, { causalReads: config.causalReads })
+    : createSqliteStore(target.db)
   try {
     let pending: string[]
     try {
