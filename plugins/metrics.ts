@@ -171,7 +171,6 @@ export class RequestDurations {
   readonly help = 'Time from the request\'s arrival to its answer, by route pattern'
   readonly type = 'histogram'
   readonly aggregator = 'sum'
-  readonly labelNames = ['method', 'route', 'status_code']
   private readonly byRoute = new Map<string, Map<string, Map<number, Series>>>()
 
   constructor (private readonly bounds: readonly number[]) {}
