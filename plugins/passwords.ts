@@ -42,8 +42,9 @@ async function passwordsPlugin (fastify: FastifyInstance) {
   const dummyHash = await argon2.hash(randomBytes(32), options)
   // One hash per pool thread starts the whole pool and shows which threads it is: long enough
   // to register in /proc (~50 ms), small in memory (1 MiB each) so the warm-up leaves no trace.
+  const { threadPoolSize } = fastify.config.hashing
   const lowered = await lowerPriorityOfThreadsRunning(() => Promise.all(
-    Array.from({ length: fastify.config.hashing.threadPoolSize }, () => argon2.hash(randomBytes(32), WARM_UP))))
+    Array.from({ length: threadPoolSize }, () => argon2.hash(randomBytes(32), WARM_UP))), threadPoolSize)
   fastify.log.debug({ threads: lowered, niceness: POOL_NICENESS }, 'password hashing threads run below the event loop')
 
   // argon2 runs on libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default); more hashes in flight

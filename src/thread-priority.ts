@@ -9,39 +9,56 @@ import { setPriority } from 'node:os'
  */
 export const POOL_NICENESS = 5
 
-/** CPU time (clock ticks) of each of this process's threads; empty without /proc. */
-function threadCpuTimes (): Map<number, number> {
-  const times = new Map<number, number>()
+interface ThreadSample { ticks: number, name: string }
+
+/** CPU time (clock ticks) and name of each of this process's threads; empty without /proc. */
+function threadSamples (): Map<number, ThreadSample> {
+  const samples = new Map<number, ThreadSample>()
   let tids: string[]
   try {
     tids = readdirSync('/proc/self/task')
   } catch {
-    return times
+    return samples
   }
   for (const tid of tids) {
     try {
       // Fields after "(comm) ": state is 3rd, utime the 14th and stime the 15th (proc(5)).
       const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-      times.set(Number(tid), Number(fields[11]) + Number(fields[12]))
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      samples.set(Number(tid), { ticks: Number(fields[11]) + Number(fields[12]), name })
     } catch {
       // The thread ended meanwhile.
     }
   }
-  return times
+  return samples
 }
 
+/** The name libuv 1.50 and later (Node 24's) gives its pool threads; older ones leave them unnamed. */
+const POOL_THREAD_NAME = 'libuv-worker'
+
 /**
- * Runs `work` (which must keep the pool busy, e.g. one argon2 hash per pool thread) and lowers
- * the priority of every thread other than the main one that used CPU during it: libuv does not
- * name its threads, but it is they that hash. Returns how many threads were lowered.
+ * Runs `work` (which must keep the pool busy: one argon2 hash per pool thread) and lowers the
+ * priority of the pool's threads. Where libuv names them, those are the threads; where it does
+ * not, they are the ones that used CPU during `work`, the busiest `poolSize` of them (V8's own
+ * helper threads may wake for a tick meanwhile, and must keep their priority). Returns how many
+ * threads were lowered.
  */
-export async function lowerPriorityOfThreadsRunning (work: () => Promise<unknown>, niceness = POOL_NICENESS): Promise<number> {
-  const before = threadCpuTimes()
+export async function lowerPriorityOfThreadsRunning (work: () => Promise<unknown>, poolSize: number, niceness = POOL_NICENESS): Promise<number> {
+  const before = threadSamples()
   await work()
   if (before.size === 0) return 0
+  const after = [...threadSamples()].filter(([tid]) => tid !== process.pid)
+  const named = after.filter(([, { name }]) => name === POOL_THREAD_NAME)
+  const pool = named.length > 0
+    ? named.map(([tid]) => tid)
+    : after
+      .map(([tid, { ticks }]) => ({ tid, used: ticks - (before.get(tid)?.ticks ?? 0) }))
+      .filter(({ used }) => used > 0)
+      .sort((a, b) => b.used - a.used)
+      .slice(0, poolSize)
+      .map(({ tid }) => tid)
   let lowered = 0
-  for (const [tid, ticks] of threadCpuTimes()) {
-    if (tid === process.pid || ticks <= (before.get(tid) ?? 0)) continue
+  for (const tid of pool) {
     try {
       setPriority(tid, niceness)
       lowered++
