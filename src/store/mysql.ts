@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
+import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRead, type AuthenticationRow } from './authentication-batch.js'
 import { OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
@@ -49,43 +50,7 @@ const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND en
  */
 const INSERT_SESSION = `INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
   SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`
-const FIND_AUTHENTICATION = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')},
-  s.id IS NOT NULL AND s.ended_at IS NULL AS session_live
-  FROM users u LEFT JOIN sessions s ON s.id = ? AND s.user_id = u.id WHERE u.id = ?`
-
-/** At most this many authentication reads share one query. */
-const MAX_AUTHENTICATION_BATCH = 64
-
-interface WaitingAuthentication {
-  userId: number
-  sessionId: Buffer
-  resolve: (answer: Authentication | undefined) => void
-  reject: (err: unknown) => void
-}
-
-/** IN lists come in powers of two (the last value repeated), so a few prepared statements serve every batch. */
-function padded (count: number): number {
-  return 2 ** Math.ceil(Math.log2(count))
-}
-
-function pad<T> (values: T[]): T[] {
-  const size = padded(values.length)
-  return values.length === size ? values : [...values, ...Array<T>(size - values.length).fill(values[values.length - 1]!)]
-}
-
-const batchStatements = new Map<string, string>()
-/** The users of a batch, each with those of the batch's sessions that are theirs (one row per match, or one with NULLs). */
-function findAuthenticationsSql (users: number, sessions: number): string {
-  const key = `${users}x${sessions}`
-  let sql = batchStatements.get(key)
-  if (sql === undefined) {
-    sql = `SELECT ${USER_COLUMNS.split(', ').map(c => `u.${c}`).join(', ')}, s.id AS session_id, s.ended_at AS session_ended_at
-  FROM users u LEFT JOIN sessions s ON s.user_id = u.id AND s.id IN (${Array(sessions).fill('?').join(', ')})
-  WHERE u.id IN (${Array(users).fill('?').join(', ')})`
-    batchStatements.set(key, sql)
-  }
-  return sql
-}
+const AUTHENTICATION = authenticationQueries(USER_COLUMNS)
 
 interface SessionRow extends RowDataPacket {
   id: Buffer
@@ -247,48 +212,16 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     }))
   }
 
-  /**
-   * Authentication reads wait here for the end of the event loop's turn (setImmediate runs once
-   * every socket that was readable has been read), and the requests that arrived in that turn
-   * share one query: a round trip and a pooled connection per turn, not per request. Each
-   * read is still made after its request arrived, so it is exactly as fresh as its own query
-   * would be: a logout committed before the request came is seen.
-   */
-  let waiting: WaitingAuthentication[] = []
-  function answerWaiting () {
-    const batch = waiting
-    waiting = []
-    for (let i = 0; i < batch.length; i += MAX_AUTHENTICATION_BATCH) {
-      const part = batch.slice(i, i + MAX_AUTHENTICATION_BATCH)
-      findAuthentications(part).then(
-        answers => { for (let j = 0; j < part.length; j++) part[j]!.resolve(answers[j]) },
-        err => { for (const one of part) one.reject(err) })
-    }
-  }
-
-  async function findAuthentications (batch: WaitingAuthentication[]): Promise<Array<Authentication | undefined>> {
+  async function findAuthentications (batch: AuthenticationRead[]): Promise<Array<Authentication | undefined>> {
     if (batch.length === 1) {
       const { userId, sessionId } = batch[0]!
-      const [rows] = await execute<Array<UserRow & { session_live: number }>>(await causal(FIND_AUTHENTICATION), [sessionId, userId])
+      const [rows] = await execute<Array<UserRow & { session_live: number }>>(await causal(AUTHENTICATION.one), [sessionId, userId])
       const row = rows[0]
       return [row === undefined ? undefined : { user: toUser(row)!, sessionLive: Number(row.session_live) === 1 }]
     }
-    const userIds = [...new Set(batch.map(b => b.userId))]
-    const sessionIds = [...new Map(batch.map(b => [b.sessionId.toString('hex'), b.sessionId])).values()]
-    const [rows] = await execute<Array<UserRow & { session_id: Buffer | null, session_ended_at: number | null }>>(
-      await causal(findAuthenticationsSql(padded(userIds.length), padded(sessionIds.length))),
-      [...pad(sessionIds), ...pad(userIds)])
-    const users = new Map<number, UserRow>()
-    const live = new Set<string>()
-    for (const row of rows) {
-      users.set(row.id, row)
-      if (row.session_id !== null && row.session_ended_at === null) live.add(`${row.id}:${row.session_id.toString('hex')}`)
-    }
-    return batch.map(({ userId, sessionId }) => {
-      const row = users.get(userId)
-      // Each request gets a user object of its own, as its own query would have given it.
-      return row === undefined ? undefined : { user: toUser(row)!, sessionLive: live.has(`${userId}:${sessionId.toString('hex')}`) }
-    })
+    const { sql, values } = AUTHENTICATION.many(batch)
+    const [rows] = await execute<Array<UserRow & AuthenticationRow>>(await causal(sql), values)
+    return answersFrom(batch, rows, toUser)
   }
 
   /** The user and email of a live token of this purpose, now spent; undefined when it was not live. */
@@ -354,12 +287,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       await write('UPDATE users SET password_hash = ? WHERE id = ?', [passwordHash, id])
     },
 
-    findAuthentication (userId: number, sessionId: Buffer) {
-      return new Promise<Authentication | undefined>((resolve, reject) => {
-        if (waiting.length === 0) setImmediate(answerWaiting)
-        waiting.push({ userId, sessionId, resolve, reject })
-      })
-    },
+    findAuthentication: batchedAuthentication(findAuthentications),
 
     async changePassword (userId, currentHash, newHash, next, token, now) {
       return transaction(async connection => {

@@ -26,7 +26,7 @@ eachDialect(t, 'sessions in the store', async (t, dialect) => {
     t.match(await store.findAuthentication(ada.id, session.id), { sessionLive: false }, 'ended')
   })
 
-  t.test('findAuthentication: reads made in one turn (one query on MySQL) answer each as it would alone', async t => {
+  t.test('findAuthentication: reads made in one turn (one query) answer each as it would alone', async t => {
     const carol = await store.createUser({ email: 'carol@example.com', passwordHash: 'c', createdAt: new Date() })
     const [c1, c2, c3] = [await start(carol.id, now), await start(carol.id, now), await start(carol.id, now)]
     const mine = await start(ada.id, now)
