@@ -23,6 +23,7 @@ import requestIdPlugin, { requestId } from '../plugins/request-id.js'
 import schemasPlugin from '../plugins/schemas.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import drainPlugin from '../plugins/drain.js'
+import { requestLogger } from './request-logger.js'
 import usersRoutes from '../routes/users.js'
 import accountRoutes from '../routes/account.js'
 import sessionsRoutes from '../routes/sessions.js'
@@ -61,6 +62,7 @@ export function serverOptions (config: Config, logStream?: Writable): FastifyHtt
           }
         },
     genReqId: requestId,
+    ...(config.logLevel === 'silent' ? {} : { childLoggerFactory: requestLogger }),
     // One access-log line per request is written at debug (plugins/request-id.ts): at info a
     // busy instance would spend a good part of its time logging routine 200s.
     logController: new LogController({ disableRequestLogging: true }),
