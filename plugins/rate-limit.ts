@@ -1,6 +1,6 @@
 import fastifyRateLimit, { type FastifyRateLimitStore, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import fp from 'fastify-plugin'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import { RateLimited } from '../src/errors.js'
 
@@ -15,6 +15,8 @@ async function rateLimitPlugin (fastify: FastifyInstance) {
 
   let redis: Redis | undefined
   if (redisUrl !== undefined) {
+    // Loaded only here: ioredis adds about 12 MiB to the process, and most instances never use it.
+    const { Redis } = await import('ioredis')
     // No offline queue: while Redis is away the limit is skipped rather than every request waiting.
     redis = new Redis(redisUrl, { connectTimeout: 2000, maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true })
     redis.on('error', err => fastify.log.warn({ err }, 'redis error'))
