@@ -29,8 +29,14 @@ export interface Row {
   peakRssMiB?: number
   /** The measured process's CPU time (user + system, all threads) per response, from /proc. */
   cpuMicrosPerRequest?: number
+  /** The share of one core the measured process used over the run (its CPU time ÷ wall time). */
+  serverCpu?: number
+  /** The same for the load generator (this process, autocannon in it): near 1 it, not the server, is the limit. */
+  loadCpu?: number
   loop?: LoopDelay
   ratio?: { value: number, of: string }
+  /** p99 latency ÷ that of the row the ratio is against (read scenarios against their ceiling). */
+  p99Ratio?: number
 }
 
 /** A row from one autocannon run, with its verdict: every response had the expected status and body. */
@@ -119,10 +125,11 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     if (reference === undefined) continue
     const base = find(reference[0], reference[1])
     if (base?.reqPerSec) row.ratio = { value: row.reqPerSec / base.reqPerSec, of: reference[2] }
+    if (base?.target.startsWith('ceiling') && base.p99Ms && row.p99Ms !== undefined) row.p99Ratio = row.p99Ms / base.p99Ms
   }
 }
 
-const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
+const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'CPU server / load', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
 
 function num (value: number | undefined, digits = 0): string {
   if (value === undefined || Number.isNaN(value)) return '–'
@@ -142,6 +149,7 @@ export function markdownTable (rows: Row[]): string {
     r.target === 'argon2' ? `${r.connections} in flight` : String(r.connections),
     num(r.reqPerSec, r.target === 'argon2' ? 1 : 0),
     num(r.cpuMicrosPerRequest),
+    r.serverCpu === undefined ? '–' : `${num(r.serverCpu * 100)}% / ${num((r.loadCpu ?? Number.NaN) * 100)}%`,
     ms(r.p50Ms),
     ms(r.p99Ms),
     num(r.non2xx),
@@ -149,12 +157,12 @@ export function markdownTable (rows: Row[]): string {
     r.check,
     num(r.peakRssMiB, 1),
     ms(r.loop?.p99Ms),
-    r.ratio === undefined ? '–' : `${num(r.ratio.value * 100)}% ${r.ratio.of}`
+    r.ratio === undefined ? '–' : `${num(r.ratio.value * 100)}% ${r.ratio.of}${r.p99Ratio === undefined ? '' : `, p99 ${num(r.p99Ratio, 2)}×`}`
   ])
   const escape = (cell: string) => cell.replaceAll('|', '\\|')
   return [
     `| ${COLUMNS.join(' | ')} |`,
-    `| ${COLUMNS.map((_, i) => i < 2 || i === 9 ? '---' : '---:').join(' | ')} |`,
+    `| ${COLUMNS.map((_, i) => i < 2 || i === 10 ? '---' : '---:').join(' | ')} |`,
     ...lines.map(cells => `| ${cells.map(escape).join(' | ')} |`)
   ].join('\n')
 }

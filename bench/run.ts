@@ -61,8 +61,13 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
   const loads = make()
   await child.resetLoopDelay()
   const cpuBefore = await child.cpuSeconds()
+  const loadBefore = process.cpuUsage()
+  const startedAt = performance.now()
   const { value: results, peakRssMiB } = await samplePeakRss(child, () => Promise.all(loads.map(({ load }) =>
     autocannon({ ...load.options, verifyBody: body => load.expect.body(String(body)) }))))
+  const seconds = (performance.now() - startedAt) / 1000
+  const { user, system } = process.cpuUsage(loadBefore)
+  const loadCpu = (user + system) / 1e6 / seconds
   const cpuAfter = await child.cpuSeconds()
   const loop = await child.loopDelay()
   // The process's CPU time over the run per response; loads run at once (flood) share one figure.
@@ -70,7 +75,8 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
   const cpuMicrosPerRequest = cpuBefore === undefined || cpuAfter === undefined || responses === 0
     ? undefined
     : (cpuAfter - cpuBefore) * 1e6 / responses
-  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest }))
+  const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / seconds
+  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest, serverCpu, loadCpu }))
 }
 
 function describe (rows: Row[]) {
