@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { PASSWORD } from './helper.js'
+import { POOL_NICENESS } from '../src/thread-priority.js'
 
 /** Starts src/server.ts as the README's command would, and resolves with its address. */
 function startServer (t: Test, env: Record<string, string>) {
@@ -70,8 +71,8 @@ t.test('on Linux the password hashing threads run below the event loop', { skip:
   await server.address
   const pid = server.child.pid!
   const nice = (tid: string) => Number(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16])
-  const lowered = readdirSync(`/proc/${pid}/task`).filter(tid => nice(tid) === 5)
+  const lowered = readdirSync(`/proc/${pid}/task`).filter(tid => nice(tid) === POOL_NICENESS)
   t.equal(nice(String(pid)), 0, 'the main thread (the event loop) keeps its priority')
   t.ok(lowered.length >= 1 && lowered.length <= 4, `${lowered.length} of libuv's 4 pool threads lowered`)
-  t.match(server.output(), new RegExp(`"threads":${lowered.length},"niceness":5,"msg":"password hashing threads run below the event loop"`))
+  t.match(server.output(), new RegExp(`"threads":${lowered.length},"niceness":${POOL_NICENESS},"msg":"password hashing threads run below the event loop"`))
 })
