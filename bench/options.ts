@@ -22,6 +22,12 @@ export interface BenchOptions {
   build: boolean
   /** Also runs `me` on a second server with METRICS_PORT set, right after the first. */
   metrics: boolean
+  /**
+   * The read scenarios measured against a ceiling run as this many rounds of duration ÷ rounds
+   * seconds, service and ceilings in turn, so a machine that speeds up or slows down in the
+   * middle of a scenario moves both sides of the ratio alike.
+   */
+  rounds: number
 }
 
 const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306'
@@ -36,6 +42,7 @@ export const USAGE = `npm run bench -- [options]
   --pin                   server (and ceilings) on one core with taskset, load generator on another
   --mysql                 run on MySQL: MYSQL_URL, or ${DEFAULT_MYSQL_URL} (a throwaway database is created and dropped)
   --metrics               also run me on a second server with METRICS_PORT set (metrics on vs off)
+  --rounds N              read scenarios with a ceiling: N alternating rounds of service and ceilings (default 5, smoke 1)
   --smoke                 1 s per scenario with few connections: checks the harness, measures nothing
   --skip-build            use the existing dist/ instead of running npm run build
   --help`
@@ -61,6 +68,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
         mysql: { type: 'boolean', default: false },
         smoke: { type: 'boolean', default: false },
         metrics: { type: 'boolean', default: false },
+        rounds: { type: 'string' },
         'skip-build': { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       }
@@ -87,7 +95,8 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
     mysqlUrl,
     smoke,
     build: !values['skip-build'],
-    metrics: values.metrics
+    metrics: values.metrics,
+    rounds: positive('--rounds', values.rounds, smoke ? 1 : 5)
   }
 }
 
@@ -97,7 +106,7 @@ function positive (flag: string, raw: string | undefined, fallback: number, zero
   if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
     throw new UsageError(`${flag} must be a ${zeroOk ? 'non-negative' : 'positive'} number, not ${JSON.stringify(raw)}`)
   }
-  return flag.includes('connections') ? Math.round(value) : value
+  return flag.includes('connections') || flag === '--rounds' ? Math.max(1, Math.round(value)) : value
 }
 
 function scenarioList (raw: string | undefined): ScenarioName[] {

@@ -71,6 +71,66 @@ export function loadRow (scenario: string, target: Target, result: autocannon.Re
   }
 }
 
+/**
+ * One row from the rounds of one scenario on one target: rates and CPU figures over the whole
+ * time, counts summed, latencies the median of the rounds' (autocannon keeps no histogram to
+ * merge), peaks and the event loop's p99 the highest. A failed or skipped round makes the row that round's.
+ */
+export function mergeRounds (rounds: Row[]): Row {
+  if (rounds.length === 1) return rounds[0]!
+  const bad = rounds.find(r => r.failed || r.skipped)
+  if (bad !== undefined) return bad
+  const sum = (pick: (r: Row) => number | undefined) => rounds.reduce((total, r) => total + (pick(r) ?? 0), 0)
+  const median = (pick: (r: Row) => number | undefined) => {
+    const values = rounds.map(pick).filter((v): v is number => v !== undefined).sort((a, b) => a - b)
+    return values.length === 0 ? undefined : values[Math.floor(values.length / 2)]
+  }
+  const max = (pick: (r: Row) => number | undefined) => {
+    const values = rounds.map(pick).filter((v): v is number => v !== undefined)
+    return values.length === 0 ? undefined : Math.max(...values)
+  }
+  const seconds = sum(r => r.seconds)
+  const statusCodes: Record<string, number> = {}
+  for (const r of rounds) for (const [code, count] of Object.entries(r.statusCodes ?? {})) statusCodes[code] = (statusCodes[code] ?? 0) + count
+  const responses = Object.values(statusCodes).reduce((a, b) => a + b, 0)
+  const perResponse = (pick: (r: Row) => number | undefined) => rounds.some(r => pick(r) === undefined)
+    ? undefined
+    : rounds.reduce((total, r) => total + pick(r)! * Object.values(r.statusCodes ?? {}).reduce((a, b) => a + b, 0), 0) / responses
+  const perSecond = (pick: (r: Row) => number | undefined) => rounds.some(r => pick(r) === undefined)
+    ? undefined
+    : rounds.reduce((total, r) => total + pick(r)! * (r.seconds ?? 0), 0) / seconds
+  const first = rounds[0]!
+  return {
+    ...first,
+    seconds,
+    reqPerSec: responses / seconds,
+    p50Ms: median(r => r.p50Ms),
+    p99Ms: median(r => r.p99Ms),
+    latencyMs: first.latencyMs && {
+      mean: perResponse(r => r.latencyMs?.mean)!,
+      p90: median(r => r.latencyMs?.p90)!,
+      p99_9: median(r => r.latencyMs?.p99_9)!,
+      max: max(r => r.latencyMs?.max)!
+    },
+    non2xx: sum(r => r.non2xx),
+    errors: sum(r => r.errors),
+    wrongBodies: sum(r => r.wrongBodies),
+    statusCodes,
+    check: `ok (${responses}×${first.expectedStatus}, ${rounds.length} rounds)`,
+    peakRssMiB: max(r => r.peakRssMiB),
+    cpuMicrosPerRequest: perResponse(r => r.cpuMicrosPerRequest),
+    serverCpu: perSecond(r => r.serverCpu),
+    loadCpu: perSecond(r => r.loadCpu),
+    loop: first.loop && {
+      samples: sum(r => r.loop?.samples),
+      meanMs: median(r => r.loop?.meanMs)!,
+      p50Ms: median(r => r.loop?.p50Ms)!,
+      p99Ms: max(r => r.loop?.p99Ms)!,
+      maxMs: max(r => r.loop?.maxMs)!
+    }
+  }
+}
+
 export function argon2Row (scenario: string, rate: Argon2Rate, peakRssMiB: number | undefined): Row {
   return {
     scenario,

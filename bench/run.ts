@@ -13,7 +13,7 @@ import { createAccount, inParallel, logIn, type Credentials, type Grant } from '
 import { mysqlDatabase, sqliteDatabase, type BenchDatabase } from './database.js'
 import { parseOptions, UsageError, USAGE, type BenchOptions, type ScenarioName } from './options.js'
 import { Child, chooseCpus, freePort, nodeArgsFor, ROOT, samplePeakRss, type Cpus } from './processes.js'
-import { addRatios, argon2Row, failedRow, loadRow, markdownTable, skippedRow, type Row, type Target } from './report.js'
+import { addRatios, argon2Row, failedRow, loadRow, markdownTable, mergeRounds, skippedRow, type Row, type Target } from './report.js'
 import { buildLoad, type Fixture, type Load, type LoadName } from './scenarios.js'
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
@@ -77,6 +77,11 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
     : (cpuAfter - cpuBefore) * 1e6 / responses
   const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / seconds
   return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest, serverCpu, loadCpu }))
+}
+
+/** The rows of several rounds of one run (each round's rows in the same order), merged row by row. */
+function mergeEach (rounds: Row[][]): Row[] {
+  return rounds[0]!.map((_, j) => mergeRounds(rounds.map(round => round[j] ?? round[0]!)))
 }
 
 function describe (rows: Row[]) {
@@ -311,9 +316,9 @@ async function main (): Promise<number> {
     }
     const connectionsFor = (name: LoadName) => name === 'token' || name === 'signup' ? options.argon2Connections : options.connections
 
-    async function onService (scenario: ScenarioName): Promise<Row[]> {
+    async function onService (scenario: ScenarioName, duration = options.duration, warmup = true): Promise<Row[]> {
       if (!server.running) return [failedRow(scenario, 'service', options.connections, new Error('the server is no longer running'))]
-      log(`${scenario}: ${options.duration} s`)
+      log(`${scenario}: ${duration} s`)
       try {
         if (scenario === 'flood') {
           const f = await fixture(baseUrl)
@@ -336,8 +341,8 @@ async function main (): Promise<number> {
         }
         const f = await fixture(baseUrl)
         return await measure(server, 'service', () => [
-          { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), options.duration) }
-        ], options, true)
+          { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), duration) }
+        ], options, warmup)
       } catch (err) {
         return [failedRow(scenario, 'service', options.connections, err)]
       } finally {
@@ -345,14 +350,14 @@ async function main (): Promise<number> {
       }
     }
 
-    async function onCeiling ({ target, child, url, startError }: Ceiling, scenario: LoadName): Promise<Row[]> {
+    async function onCeiling ({ target, child, url, startError }: Ceiling, scenario: LoadName, duration = options.duration, warmup = true): Promise<Row[]> {
       if (startError !== undefined) return [failedRow(scenario, target, options.connections, startError)]
-      log(`${scenario} on ${target}: ${options.duration} s`)
+      log(`${scenario} on ${target}: ${duration} s`)
       try {
         const f = await fixture(url)
         return await measure(child, target, () => [
-          { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
-        ], options, true)
+          { name: scenario, load: buildLoad(scenario, f, options.connections, duration) }
+        ], options, warmup)
       } catch (err) {
         return [failedRow(scenario, target, options.connections, err)]
       }
@@ -386,7 +391,21 @@ async function main (): Promise<number> {
     for (const scenario of options.scenarios) {
       // The hashing limit is measured just before the scenarios read against it, for the same reason.
       if (argon2 === undefined && ARGON2_BOUND.includes(scenario)) argon2 = await argon2Rates(config, cpus, options, tmp)
-      const rows = await onService(scenario)
+      if (!ceilingScenarios.includes(scenario)) {
+        const rows = await onService(scenario)
+        describe(rows)
+        serviceRows.push(...rows)
+        continue
+      }
+      // The service and its ceilings in turn, round after round (see BenchOptions.rounds).
+      const duration = options.duration / options.rounds
+      const serviceRounds: Row[][] = []
+      const ceilingRounds: Row[][][] = ceilings.map(() => [])
+      for (let round = 0; round < options.rounds; round++) {
+        serviceRounds.push(await onService(scenario, duration, round === 0))
+        for (const [i, ceiling] of ceilings.entries()) ceilingRounds[i]!.push(await onCeiling(ceiling, scenario as LoadName, duration, round === 0))
+      }
+      const rows = mergeEach(serviceRounds)
       describe(rows)
       serviceRows.push(...rows)
       if (withMetrics !== undefined && METRICS_SCENARIOS.includes(scenario)) {
@@ -394,9 +413,8 @@ async function main (): Promise<number> {
         describe(rows)
         serviceRows.push(...rows)
       }
-      if (!ceilingScenarios.includes(scenario)) continue
-      for (const ceiling of ceilings) {
-        const rows = await onCeiling(ceiling, scenario as LoadName)
+      for (const rounds of ceilingRounds) {
+        const rows = mergeEach(rounds)
         describe(rows)
         ceilingRows.push(...rows)
       }
@@ -415,7 +433,7 @@ async function main (): Promise<number> {
     const title = [
       `auth-service bench, ${startedAt.toISOString()}`,
       database.kind,
-      options.smoke ? 'SMOKE (not a measurement)' : `${options.duration} s per scenario`,
+      options.smoke ? 'SMOKE (not a measurement)' : `${options.duration} s per scenario${options.rounds > 1 ? ` (read scenarios with a ceiling in ${options.rounds} alternating rounds)` : ''}`,
       cpus.pinned ? `server on CPU ${cpus.server}, load on CPU ${cpus.load}` : 'unpinned',
       `LOG_LEVEL=${config.logLevel}`,
       `argon2id m=${config.argon2.memoryCost} t=${config.argon2.timeCost} p=${config.argon2.parallelism}`,
