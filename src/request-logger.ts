@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Bindings, ChildLoggerOptions } from 'pino'
 
+type Log = (...args: unknown[]) => void
+
 /**
  * Fastify gives every request a pino child logger with the request id bound. Making one costs
  * about 2 µs with the service's redaction on (pino runs each binding through the redactor), a
@@ -8,8 +10,6 @@ import type { Bindings, ChildLoggerOptions } from 'pino'
  * that child on the request's first log call, with the same bindings and options, so the lines
  * are the same.
  */
-type Log = (...args: unknown[]) => void
-
 class RequestLogger {
   #child: FastifyBaseLogger | undefined
   readonly #parent: FastifyBaseLogger

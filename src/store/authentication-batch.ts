@@ -16,7 +16,7 @@ export interface AuthenticationRow {
   session_ended_at: number | null
 }
 
-/** The user columns (`id, email, …`), the same on both databases. */
+/** The statements that read users with their sessions, given the user columns (`id, email, …`) both databases share. */
 export function authenticationQueries (userColumns: string) {
   const columns = userColumns.split(', ').map(c => `u.${c}`).join(', ')
   const statements = new Map<string, string>()
