@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import fp from 'fastify-plugin'
-import nodemailer from 'nodemailer'
+import type { Transporter } from 'nodemailer'
 import type { FastifyInstance } from 'fastify'
 import { ServiceUnavailable } from '../src/errors.js'
 import type { ClaimedEmail } from '../src/store/store.js'
@@ -77,6 +77,15 @@ function isPermanent (err: SmtpError): boolean {
  * nobody else's until its lease ends. Without SMTP_URL outside production, messages go to
  * `.eml` files in the development outbox instead, and their links to the log.
  */
+/** SMTP, or in development a transport that hands the message back to be written to the outbox. */
+async function openTransport (smtpUrl: string | undefined): Promise<Transporter> {
+  // Loaded here, only where an email can be sent: nodemailer adds about 4 MiB to the process.
+  const { default: nodemailer } = await import('nodemailer')
+  return smtpUrl !== undefined
+    ? nodemailer.createTransport({ url: smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 })
+    : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' })
+}
+
 async function mailerPlugin (fastify: FastifyInstance) {
   const { store, config } = fastify
   const { emails } = fastify.metrics
@@ -86,10 +95,7 @@ async function mailerPlugin (fastify: FastifyInstance) {
   const development = smtpUrl === undefined && config.env !== 'production'
   const available = smtpUrl !== undefined || development
 
-  const transport = smtpUrl !== undefined
-    ? nodemailer.createTransport({ url: smtpUrl, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 30_000 })
-    : nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' })
-
+  const transport = available ? await openTransport(smtpUrl) : undefined
   if (!available) {
     log.warn('SMTP_URL is not set: no email can be sent, so password resets and email verification answer 503')
     if (config.emailVerification.required) log.warn('REQUIRE_VERIFIED_EMAIL is on but no email can be sent: new accounts cannot verify, so cannot log in')
@@ -98,7 +104,8 @@ async function mailerPlugin (fastify: FastifyInstance) {
   }
 
   async function deliver (email: ClaimedEmail) {
-    const info = await transport.sendMail({
+    // The sender, the only caller, runs only when an email can be sent: there is a transport.
+    const info = await transport!.sendMail({
       from,
       to: email.recipient,
       subject: email.subject,
@@ -235,7 +242,7 @@ async function mailerPlugin (fastify: FastifyInstance) {
     clearTimeout(timer)
     clearTimeout(wakeTimer)
     await running
-    transport.close()
+    transport?.close()
     log.debug('the email sender stopped')
   })
 }

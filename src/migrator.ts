@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Pool, PoolConnection } from 'mysql2/promise'
-import { Umzug, type MigrationMeta, type RunnableMigration, type UmzugStorage } from 'umzug'
+import type { MigrationMeta, RunnableMigration, Umzug, UmzugStorage } from 'umzug'
 import type { SqliteDatabase } from './store/sqlite.js'
 
 export type MigrationTarget =
@@ -34,11 +34,17 @@ interface Logger { info (msg: string): void }
  */
 export function createMigrator (target: MigrationTarget, logger?: Logger, now: () => number = Date.now): Migrator {
   const run = target.dialect === 'mysql' ? mysqlRunner(target.pool, now) : sqliteRunner(target.db, now)
-  const umzug = new Umzug({
-    migrations: loadMigrations(target.dialect, run.exec),
-    storage: run.storage,
-    logger: undefined
-  })
+  const migrations = loadMigrations(target.dialect, run.exec)
+  // Umzug is loaded only to apply or revert: it brings its command-line tools, about 12 MiB in a
+  // process that would otherwise start, find nothing pending, and keep them for its lifetime.
+  let umzug: Promise<Umzug<object>> | undefined
+  const loadUmzug = () => umzug ??= import('umzug').then(({ Umzug }) =>
+    new Umzug({ migrations, storage: run.storage, logger: undefined }))
+  const executed = () => run.storage.executed({ context: {} })
+  const pending = async () => {
+    const applied = new Set(await executed())
+    return migrations.map(m => m.name).filter(name => !applied.has(name))
+  }
   const names = (list: MigrationMeta[]) => list.map(m => m.name)
   const report = (verb: string, list: string[]) => {
     for (const name of list) logger?.info(`migration ${name} ${verb}`)
@@ -46,14 +52,18 @@ export function createMigrator (target: MigrationTarget, logger?: Logger, now: (
   }
 
   return {
-    up: () => run.exclusive(async () => report('applied', names(await umzug.up()))),
-    down: ({ all = false } = {}) => run.exclusive(async () => report('reverted', names(await umzug.down(all ? { to: 0 } : undefined)))),
-    pending: async () => names(await umzug.pending()),
-    executed: async () => names(await umzug.executed())
+    up: () => run.exclusive(async () => {
+      if ((await pending()).length === 0) return []
+      return report('applied', names(await (await loadUmzug()).up()))
+    }),
+    down: ({ all = false } = {}) => run.exclusive(async () =>
+      report('reverted', names(await (await loadUmzug()).down(all ? { to: 0 } : undefined)))),
+    pending,
+    executed
   }
 }
 
-function loadMigrations (dialect: string, exec: (sql: string) => Promise<void>): RunnableMigration<unknown>[] {
+function loadMigrations (dialect: string, exec: (sql: string) => Promise<void>): RunnableMigration<object>[] {
   const suffix = `.${dialect}.sql`
   return readdirSync(MIGRATIONS_DIR)
     .filter(file => file.endsWith(suffix))
