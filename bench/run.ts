@@ -214,7 +214,7 @@ async function main (): Promise<number> {
       PORT: String(port),
       DATABASE_URL: database.url,
       // As `npm run serve` and the Dockerfile run it (with --max-semi-space-size=8 below).
-      MALLOC_ARENA_MAX: '2',
+      MALLOC_ARENA_MAX: '1',
       JWT_ALGORITHM: 'HS256',
       JWT_SECRET: secret,
       BENCH_LOOP_PROBE: '1'
