@@ -38,8 +38,8 @@ export function createMigrator (target: MigrationTarget, logger?: Logger, now: (
   // Umzug is loaded only to apply or revert: it brings its command-line tools, about 12 MiB in a
   // process that would otherwise start, find nothing pending, and keep them for its lifetime.
   let umzug: Promise<Umzug<object>> | undefined
-  const loadUmzug = () => umzug ??= import('umzug').then(({ Umzug }) =>
-    new Umzug({ migrations, storage: run.storage, logger: undefined }))
+  const loadUmzug = () => (umzug ??= import('umzug').then(({ Umzug }) =>
+    new Umzug({ migrations, storage: run.storage, logger: undefined })))
   const executed = () => run.storage.executed({ context: {} })
   const pending = async () => {
     const applied = new Set(await executed())
