@@ -109,7 +109,8 @@ async function argon2Rates (config: Config, cpus: Cpus, options: BenchOptions, t
     const child = new Child({
       name: 'argon2',
       args: [...nodeArgsFor('bench/argon2-rate.ts', { tsx: true, probe: false }), JSON.stringify(request)],
-      env: process.env,
+      // The service's allocator setting (below), so the raw rate and its memory compare with it.
+      env: { ...process.env, MALLOC_ARENA_MAX: '1' },
       cpu: run.cpu,
       logFile
     })
