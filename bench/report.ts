@@ -71,6 +71,9 @@ export function loadRow (scenario: string, target: Target, result: autocannon.Re
   }
 }
 
+/** How many responses a row counted, by the status codes it saw. */
+const responsesOf = (r: Row) => Object.values(r.statusCodes ?? {}).reduce((a, b) => a + b, 0)
+
 /**
  * One row from the rounds of one scenario on one target: rates and CPU figures over the whole
  * time, counts summed, latencies the median of the rounds' (autocannon keeps no histogram to
@@ -92,10 +95,10 @@ export function mergeRounds (rounds: Row[]): Row {
   const seconds = sum(r => r.seconds)
   const statusCodes: Record<string, number> = {}
   for (const r of rounds) for (const [code, count] of Object.entries(r.statusCodes ?? {})) statusCodes[code] = (statusCodes[code] ?? 0) + count
-  const responses = Object.values(statusCodes).reduce((a, b) => a + b, 0)
+  const responses = sum(responsesOf)
   const perResponse = (pick: (r: Row) => number | undefined) => rounds.some(r => pick(r) === undefined)
     ? undefined
-    : rounds.reduce((total, r) => total + pick(r)! * Object.values(r.statusCodes ?? {}).reduce((a, b) => a + b, 0), 0) / responses
+    : rounds.reduce((total, r) => total + pick(r)! * responsesOf(r), 0) / responses
   const perSecond = (pick: (r: Row) => number | undefined) => rounds.some(r => pick(r) === undefined)
     ? undefined
     : rounds.reduce((total, r) => total + pick(r)! * (r.seconds ?? 0), 0) / seconds
