@@ -86,11 +86,38 @@ function parseSections (text: string, file: string) {
   return { up: match[1] ?? '', down: match[2] ?? '' }
 }
 
-/** Splits a script into statements at semicolons that end a line (no procedures here). */
-function statementsOf (script: string): string[] {
-  return script
-    .split('\n').filter(line => !/^\s*--/.test(line)).join('\n')
-    .split(/;\s*(?:\n|$)/).map(s => s.trim()).filter(Boolean)
+/**
+ * Splits a script into statements as the mysql client does: at the delimiter where it ends a
+ * line, `;` until a `DELIMITER //` line changes it, so that a procedure body, whose statements
+ * end in semicolons, is one statement. Comment lines are left out.
+ */
+export function statementsOf (script: string): string[] {
+  const statements: string[] = []
+  let delimiter = ';'
+  let lines: string[] = []
+  const end = () => {
+    const statement = lines.join('\n').trim()
+    if (statement !== '') statements.push(statement)
+    lines = []
+  }
+  for (const line of script.split('\n')) {
+    if (/^\s*--/.test(line)) continue
+    const changed = /^\s*DELIMITER\s+(\S+)\s*$/i.exec(line)
+    if (changed !== null) {
+      end()
+      delimiter = changed[1]!
+      continue
+    }
+    const text = line.trimEnd()
+    if (text.endsWith(delimiter)) {
+      lines.push(text.slice(0, -delimiter.length))
+      end()
+    } else {
+      lines.push(line)
+    }
+  }
+  end()
+  return statements
 }
 
 function mysqlRunner (pool: Pool, now: () => number) {
