@@ -1,4 +1,5 @@
 import type { Authentication, UserRecord } from './store.js'
+import { perTurn } from './turn-batch.js'
 
 /** At most this many authentication reads share one query. */
 export const MAX_AUTHENTICATION_BATCH = 64
@@ -66,35 +67,12 @@ export function answersFrom<R extends AuthenticationRow> (batch: AuthenticationR
   })
 }
 
-interface Waiting extends AuthenticationRead {
-  resolve: (answer: Authentication | undefined) => void
-  reject: (err: unknown) => void
-}
-
 /**
- * Authentication reads wait here for the end of the event loop's turn (setImmediate runs once
- * every socket that was readable has been read), and the requests that arrived in that turn
- * share one query: one statement (and on MySQL one round trip and one pooled connection) per
- * turn, not per request. Each read is still made after its request arrived, so it is exactly as
- * fresh as its own query would be: a logout committed before the request came is seen.
- * `read` answers a batch of at most MAX_AUTHENTICATION_BATCH, in order.
+ * Authentication reads batched per turn of the event loop (perTurn): a logout committed before
+ * a request came is seen by its read, as by a read of its own. `read` answers a batch of at most
+ * MAX_AUTHENTICATION_BATCH, in order.
  */
 export function batchedAuthentication (read: (batch: AuthenticationRead[]) => Promise<Array<Authentication | undefined>>) {
-  let waiting: Waiting[] = []
-  function answerWaiting () {
-    const batch = waiting
-    waiting = []
-    for (let i = 0; i < batch.length; i += MAX_AUTHENTICATION_BATCH) {
-      const part = batch.slice(i, i + MAX_AUTHENTICATION_BATCH)
-      read(part).then(
-        answers => { for (let j = 0; j < part.length; j++) part[j]!.resolve(answers[j]) },
-        err => { for (const one of part) one.reject(err) })
-    }
-  }
-  return function findAuthentication (userId: number, sessionId: Buffer): Promise<Authentication | undefined> {
-    return new Promise((resolve, reject) => {
-      if (waiting.length === 0) setImmediate(answerWaiting)
-      waiting.push({ userId, sessionId, resolve, reject })
-    })
-  }
+  const find = perTurn(MAX_AUTHENTICATION_BATCH, read)
+  return (userId: number, sessionId: Buffer) => find({ userId, sessionId })
 }
