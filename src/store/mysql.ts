@@ -1,8 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import { EmailTaken } from '../errors.js'
+import { perTurn } from './turn-batch.js'
 import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRead, type AuthenticationRow } from './authentication-batch.js'
-import { OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type RotationRequest, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -28,10 +29,33 @@ interface RefreshRow extends RowDataPacket {
   tokens_not_before: number
 }
 
+/**
+ * The procedure's answer for one rotation: [rotated, user_id, family_id (hex), used_at,
+ * tokens_not_before]; MariaDB writes the numbers as strings, MySQL as numbers.
+ */
+type RotationAnswer = [number | string, number | string | null, string | null, number | string | null, number | string | null]
+
+/** The bytes of one rotation in the procedure's `batch`. */
+const ROTATION_BYTES = 80
+
+/** The procedure's `batch`: per rotation both hashes, then the time and the expiry as big-endian 64-bit integers. */
+function encodeRotations (batch: RotationRequest[]): Buffer {
+  const out = Buffer.alloc(batch.length * ROTATION_BYTES)
+  batch.forEach(({ hash, next, now }, i) => {
+    const at = i * ROTATION_BYTES
+    hash.copy(out, at)
+    next.hash.copy(out, at + 32)
+    out.writeBigInt64BE(BigInt(now), at + 64)
+    out.writeBigInt64BE(BigInt(next.expiresAt), at + 72)
+  })
+  return out
+}
+
 const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at, disabled_at'
 const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
-const USE_REFRESH_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'
+/** One round trip for a batch of rotations: the procedure of migration 0007. */
+const ROTATE_REFRESH_TOKENS = 'CALL rotate_refresh_tokens(?)'
 const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
 const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
   SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
@@ -123,6 +147,8 @@ async function retryOnDeadlock<T> (fn: () => Promise<T>): Promise<T> {
  * @see https://mariadb.com/kb/en/galera-cluster-system-variables/#wsrep_sync_wait
  */
 const SYNC_READ = 'SET STATEMENT wsrep_sync_wait = 1 FOR '
+/** What a causal transaction starts with: a read that waits for the node to catch up. */
+const CATCH_UP = `${SYNC_READ}SELECT 1 FROM users LIMIT 1`
 
 export interface MysqlStoreOptions {
   /** On a Galera cluster, make the reads that decide about authentication causal. */
@@ -199,7 +225,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
   async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>, { causal = false } = {}): Promise<T> {
     const wait = causal && causalReads && await isGalera()
     return retryOnDeadlock(() => withConnection(async connection => {
-      if (wait) await connection.query(`${SYNC_READ}SELECT 1 FROM users LIMIT 1`)
+      if (wait) await connection.query(CATCH_UP)
       await connection.beginTransaction()
       try {
         const result = await fn(connection)
@@ -231,6 +257,30 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     const [rows] = await connection.execute<SpentRow[]>(SPENT_TOKEN, [hash])
     return { userId: Number(rows[0]!.user_id), email: rows[0]!.email }
   }
+
+  /**
+   * The rotations that arrived in one turn, in one call of the procedure: one round trip and one
+   * commit for all of them. On Galera it starts causal, like the other transactions, and a batch
+   * that lost certification is run again, where a rotation that did commit elsewhere finds its
+   * token used.
+   */
+  async function rotateBatch (batch: RotationRequest[]): Promise<RotationAnswer[]> {
+    const wait = causalReads && await isGalera()
+    try {
+      return await retryOnDeadlock(() => withConnection(async connection => {
+        if (wait) await connection.query(CATCH_UP)
+        const [results] = await connection.execute<Array<RowDataPacket & { answers: string }>[]>(ROTATE_REFRESH_TOKENS, [encodeRotations(batch)])
+        return JSON.parse(results[0]![0]!.answers) as RotationAnswer[]
+      }))
+    } catch (err) {
+      if (!isForeignKeyFailure(err)) throw err
+      // An account deleted while its token rotated (its tokens are gone with it): that
+      // rotation is invalid, and the others of its batch are run again alone.
+      if (batch.length === 1) return [[0, null, null, null, null]]
+      return (await Promise.all(batch.map(one => rotateBatch([one])))).flat()
+    }
+  }
+  const rotate = perTurn(MAX_ROTATION_BATCH, rotateBatch)
 
   async function findRefreshToken (hash: Buffer) {
     const [rows] = await execute<RefreshRow[]>(await causal(FIND_REFRESH_TOKEN), [hash])
@@ -363,28 +413,13 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     },
 
     async rotateRefreshToken (hash, next, now): Promise<Rotation> {
-      const rotated = await transaction(async connection => {
-        // The row lock this UPDATE takes makes a concurrent rotation of the same token wait,
-        // then find it used and change nothing; on Galera, the rotation that lost
-        // certification is retried and, causal, finds it used too.
-        const [result] = await connection.execute<ResultSetHeader>(USE_REFRESH_TOKEN, [now, hash, now])
-        if (result.affectedRows !== 1) return undefined
-        const [rows] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
-        const row = rows[0]!
-        await connection.execute(INSERT_REFRESH_TOKEN, [next.hash, row.user_id, row.family_id, next.createdAt, next.expiresAt])
-        await connection.execute('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?', [now, next.expiresAt, row.family_id])
-        return { outcome: 'rotated' as const, userId: Number(row.user_id), tokensNotBefore: Number(row.tokens_not_before), sessionId: row.family_id }
-      }, { causal: true }).catch(err => {
-        // The account was deleted while this refresh ran: its tokens are gone with it.
-        if (isForeignKeyFailure(err)) return undefined
-        throw err
-      })
-      if (rotated !== undefined) return rotated
-
-      const row = await findRefreshToken(hash)
-      if (row?.used_at != null) {
-        await revokeFamily(row.family_id, now)
-        return { outcome: 'reused', userId: Number(row.user_id) }
+      const [rotated, userId, familyId, usedAt, tokensNotBefore] = await rotate({ hash, next, now })
+      if (userId === null || familyId === null) return { outcome: 'invalid' }
+      const family = Buffer.from(familyId, 'hex')
+      if (Number(rotated) === 1) return { outcome: 'rotated', userId: Number(userId), tokensNotBefore: Number(tokensNotBefore), sessionId: family }
+      if (usedAt !== null) {
+        await revokeFamily(family, now)
+        return { outcome: 'reused', userId: Number(userId) }
       }
       return { outcome: 'invalid' }
     },

@@ -65,6 +65,16 @@ export type Rotation =
   /** Unknown, expired or revoked. */
   | { outcome: 'invalid' }
 
+/** One rotation, as the stores batch them: the presented token's hash, its successor, and when. */
+export interface RotationRequest {
+  hash: Buffer
+  next: Omit<NewRefreshToken, 'userId' | 'familyId'>
+  now: number
+}
+
+/** At most this many rotations made in one turn of the event loop commit together. */
+export const MAX_ROTATION_BATCH = 64
+
 export interface LoginFailures {
   subject: Buffer
   count: number

@@ -45,7 +45,7 @@ export async function freshDatabase (name: string): Promise<void> {
   await sql(NODE_PORTS[0], `CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`)
 }
 
-/** Every table's definition (without the AUTO_INCREMENT counter) and the applied migrations. */
+/** Every table's and procedure's definition (tables without the AUTO_INCREMENT counter) and the applied migrations. */
 export async function schemaOf (port: number, database: string): Promise<string[]> {
   const tables = await sql<Array<{ name: string }>>(port,
     'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name', [database])
@@ -53,6 +53,12 @@ export async function schemaOf (port: number, database: string): Promise<string[
   for (const { name } of tables) {
     const [row] = await sql<Array<Record<string, string>>>(port, `SHOW CREATE TABLE \`${database}\`.\`${name}\``)
     out.push(row!['Create Table']!.replace(/ AUTO_INCREMENT=\d+/, ''))
+  }
+  const routines = await sql<Array<{ name: string }>>(port,
+    'SELECT routine_name AS name FROM information_schema.routines WHERE routine_schema = ? ORDER BY routine_name', [database])
+  for (const { name } of routines) {
+    const [row] = await sql<Array<Record<string, string>>>(port, `SHOW CREATE PROCEDURE \`${database}\`.\`${name}\``)
+    out.push(row!['Create Procedure']!)
   }
   const applied = await sql<Array<{ name: string }>>(port, `SELECT name FROM \`${database}\`.schema_migrations ORDER BY name`)
   out.push(`migrations: ${applied.map(r => r.name).join(', ')}`)

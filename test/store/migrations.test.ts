@@ -1,11 +1,11 @@
 import t from 'tap'
 import mysql from 'mysql2/promise'
-import { createMigrator } from '../../src/migrator.js'
+import { createMigrator, statementsOf } from '../../src/migrator.js'
 import { openSqlite } from '../../src/store/sqlite.js'
 import type { SqliteValue } from '../../src/store/sqlite-driver.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation']
 const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'security_events', 'sessions', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
@@ -45,6 +45,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     t.same(await migrator.down(), ['0005-email'])
     t.same(await migrator.down(), ['0004-account-lifecycle'])
@@ -72,7 +73,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
     }
-    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts'])
+    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation'])
     t.same(await sessions(), [
       { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
       { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
@@ -91,18 +92,33 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       }
       return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
     }
+    t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     await query('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [8, 'grace@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
     await t.rejects(query('SELECT disabled_at FROM users'), 'no column before 0006')
-    t.same(await migrator.up(), ['0006-disabled-accounts'])
+    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation'])
     t.same(await query('SELECT id, disabled_at FROM users'), [{ id: 8, disabled_at: null }])
     await query('UPDATE users SET disabled_at = ? WHERE id = ?', [1_900_000_000_000, 8])
     t.same((await query('SELECT disabled_at FROM users')).map(r => Number(r.disabled_at)), [1_900_000_000_000], 'epoch milliseconds fit')
+    t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     t.same(await query('SELECT id, email FROM users'), [{ id: 8, email: 'grace@example.com' }], 'the account stays')
-    t.same(await migrator.up(), ['0006-disabled-accounts'])
+    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation'])
     await query('DELETE FROM users WHERE id = ?', [8])
   })
+
+  if (dialect === 'mysql') {
+    t.test('0007 adds the rotation procedure, and takes it away again', async t => {
+      const pool = (target as { pool: mysql.Pool }).pool
+      const procedures = async () => ((await pool.query(
+        'SELECT routine_name AS name, security_type AS security FROM information_schema.routines WHERE routine_schema = DATABASE()'))[0] as Array<Record<string, string>>)
+      t.same(await procedures(), [{ name: 'rotate_refresh_tokens', security: 'INVOKER' }])
+      t.same(await migrator.down(), ['0007-refresh-rotation'])
+      t.same(await procedures(), [])
+      t.same(await migrator.up(), ['0007-refresh-rotation'])
+      t.same(await procedures(), [{ name: 'rotate_refresh_tokens', security: 'INVOKER' }])
+    })
+  }
 
   t.test('down reverts one migration at a time', async t => {
     t.same(await migrator.down(), [ALL.at(-1)])
@@ -132,4 +148,23 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       t.same((await pool.query('SELECT owner FROM schema_migrations_lock'))[0], [], 'the lock is free again')
     })
   }
+})
+
+t.test('a script splits into statements as the mysql client splits it', async t => {
+  t.same(statementsOf('-- a comment\nCREATE TABLE a (x INT);\nINSERT INTO a VALUES (1);  \n\nDROP TABLE a'),
+    ['CREATE TABLE a (x INT)', 'INSERT INTO a VALUES (1)', 'DROP TABLE a'])
+  t.same(statementsOf("SELECT 'a; b';\nSELECT 1;"), ["SELECT 'a; b'", 'SELECT 1'], 'a semicolon inside a line ends nothing')
+  const script = [
+    'DELIMITER //',
+    'CREATE PROCEDURE p ()',
+    'BEGIN',
+    '  -- inside the body',
+    '  SELECT 1;',
+    '  SELECT 2;',
+    'END //',
+    'DELIMITER ;',
+    'SELECT 3;'
+  ].join('\n')
+  t.same(statementsOf(script), ['CREATE PROCEDURE p ()\nBEGIN\n  SELECT 1;\n  SELECT 2;\nEND', 'SELECT 3'],
+    'a procedure body is one statement; the delimiter comes back')
 })

@@ -45,6 +45,38 @@ eachDialect(t, 'refresh tokens in the store', async (t, dialect) => {
     t.equal(results.filter(r => r.outcome === 'reused').length, 19)
   })
 
+  t.test('rotations made together each get the answer they would get alone', async t => {
+    // On MySQL the rotations of one turn share one call; 70 is more than one batch holds.
+    const other = await store.createUser({ email: 'grace@example.com', passwordHash: 'x', createdAt: new Date() })
+    await store.endSessions(other.id, now - 50, now - 60)
+    const families = Array.from({ length: 70 }, (_, i) => ({ hash: hash(), familyId: randomBytes(16), owner: i % 2 === 0 ? user : other }))
+    for (const f of families) await store.createRefreshToken({ hash: f.hash, userId: f.owner.id, familyId: f.familyId, createdAt: now, expiresAt: now + DAY })
+    const expired = hash()
+    await store.createRefreshToken({ hash: expired, userId: user.id, familyId: randomBytes(16), createdAt: now - DAY, expiresAt: now + 6 })
+    const retired = hash()
+    const retiredFamily = randomBytes(16)
+    await store.createRefreshToken({ hash: retired, userId: other.id, familyId: retiredFamily, createdAt: now, expiresAt: now + DAY })
+    t.equal((await store.rotateRefreshToken(retired, { hash: hash(), createdAt: now, expiresAt: now + DAY }, now)).outcome, 'rotated')
+
+    const successors = families.map(() => hash())
+    const at = now + 6
+    const next = (h: Buffer) => ({ hash: h, createdAt: at, expiresAt: at + DAY })
+    const [unknownAnswer, expiredAnswer, retiredAnswer, ...answers] = await Promise.all([
+      store.rotateRefreshToken(hash(), next(hash()), at),
+      store.rotateRefreshToken(expired, next(hash()), at),
+      store.rotateRefreshToken(retired, next(hash()), at),
+      ...families.map((f, i) => store.rotateRefreshToken(f.hash, next(successors[i]!), at))
+    ])
+    t.same(unknownAnswer, { outcome: 'invalid' }, 'an unknown token')
+    t.same(expiredAnswer, { outcome: 'invalid' }, 'an expired token')
+    t.same(retiredAnswer, { outcome: 'reused', userId: other.id }, 'a retired token')
+    t.same(answers, families.map(f => ({
+      outcome: 'rotated', userId: f.owner.id, tokensNotBefore: f.owner === user ? 0 : now - 50, sessionId: f.familyId
+    })), 'each live token rotated in its own family, with its own user')
+    const again = await Promise.all(successors.map(s => store.rotateRefreshToken(s, next(hash()), at + 1)))
+    t.same(again.map(a => a.outcome), families.map(() => 'rotated'), 'each successor was stored, live')
+  })
+
   t.test('revokeRefreshTokenFamily and endSessions', async t => {
     const a = hash()
     await store.createRefreshToken({ hash: a, userId: user.id, familyId: randomBytes(16), createdAt: now, expiresAt: now + DAY })
