@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import mysql from 'mysql2/promise'
+import { listenerPid } from './processes.js'
 
 export interface BenchDatabase {
   kind: 'sqlite' | 'mysql'
@@ -8,8 +9,12 @@ export interface BenchDatabase {
   url: string
   /** What the report shows: never a password. */
   label: string
+  /** A MySQL server on this machine: its process, whose CPU time per response the report shows. */
+  pid?: number
   drop (): Promise<void>
 }
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
 
 /** A SQLite file in the bench's temporary folder, removed with it. */
 export function sqliteDatabase (dir: string): BenchDatabase {
@@ -34,6 +39,7 @@ export async function mysqlDatabase (serverUrl: string): Promise<BenchDatabase> 
     kind: 'mysql',
     url: url.href,
     label: `mysql ${server.host}/${name}`,
+    pid: LOOPBACK.has(server.hostname) ? listenerPid(Number(server.port || 3306)) : undefined,
     async drop () {
       const admin = await mysql.createConnection({ uri: server.href })
       try {

@@ -15,6 +15,34 @@ const CLOCK_TICKS = (() => {
   return Number.isFinite(value) && value > 0 ? value : 100
 })()
 
+/**
+ * CPU seconds a process has used so far, user and system, every thread (libuv's pool, GC helpers,
+ * a database server's connection threads) included: fields 14 and 15 of /proc/<pid>/stat.
+ * Undefined off Linux, or when the process is gone.
+ */
+export async function cpuSecondsOf (pid: number | undefined): Promise<number | undefined> {
+  if (pid === undefined) return undefined
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    // The command name (field 2) may hold spaces; the fields after it are counted from its ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ticks = Number(fields[11]) + Number(fields[12])
+    return Number.isNaN(ticks) ? undefined : ticks / CLOCK_TICKS
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The process listening on this loopback TCP port (`ss -ltnpH`), to count a local database
+ * server's CPU beside the service's; undefined when there is none, or it cannot be told.
+ */
+export function listenerPid (port: number): number | undefined {
+  const out = spawnSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' }).stdout ?? ''
+  const pids = new Set([...out.matchAll(/pid=(\d+)/g)].map(m => Number(m[1])))
+  return pids.size === 1 ? [...pids][0] : undefined
+}
+
 /** Which CPUs the benchmarked process and the load generator get; undefined where unpinned. */
 export interface Cpus {
   /** The CPU that `--pin` gives the server and the ceilings, and the "one core" argon2 rate uses. */
@@ -173,20 +201,9 @@ export class Child {
     }
   }
 
-  /**
-   * CPU seconds the process has used so far, user and system, every thread (libuv's pool, GC
-   * helpers) included: fields 14 and 15 of /proc/<pid>/stat. Undefined off Linux.
-   */
-  async cpuSeconds (): Promise<number | undefined> {
-    try {
-      const stat = await readFile(`/proc/${this.pid}/stat`, 'utf8')
-      // The command name (field 2) may hold spaces; the fields after it are counted from its ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      const ticks = Number(fields[11]) + Number(fields[12])
-      return Number.isNaN(ticks) ? undefined : ticks / CLOCK_TICKS
-    } catch {
-      return undefined
-    }
+  /** CPU seconds the process has used so far (cpuSecondsOf). */
+  cpuSeconds (): Promise<number | undefined> {
+    return cpuSecondsOf(this.pid)
   }
 
   /** Starts the loop probe's histogram afresh. */

@@ -29,6 +29,8 @@ export interface Row {
   peakRssMiB?: number
   /** The measured process's CPU time (user + system, all threads) per response, from /proc. */
   cpuMicrosPerRequest?: number
+  /** A local database server's CPU time per response over the same run (MySQL on loopback only). */
+  dbMicrosPerRequest?: number
   /** The share of one core the measured process used over the run (its CPU time ÷ wall time). */
   serverCpu?: number
   /** The same for the load generator (this process, autocannon in it): near 1 it, not the server, is the limit. */
@@ -122,6 +124,7 @@ export function mergeRounds (rounds: Row[]): Row {
     check: `ok (${responses}×${first.expectedStatus}, ${rounds.length} rounds)`,
     peakRssMiB: max(r => r.peakRssMiB),
     cpuMicrosPerRequest: perResponse(r => r.cpuMicrosPerRequest),
+    dbMicrosPerRequest: perResponse(r => r.dbMicrosPerRequest),
     serverCpu: perSecond(r => r.serverCpu),
     loadCpu: perSecond(r => r.loadCpu),
     loop: first.loop && {
@@ -192,7 +195,7 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
   }
 }
 
-const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'CPU server / load', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
+const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'db µs/req', 'CPU server / load', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
 
 function num (value: number | undefined, digits = 0): string {
   if (value === undefined || Number.isNaN(value)) return '–'
@@ -212,6 +215,7 @@ export function markdownTable (rows: Row[]): string {
     r.target === 'argon2' ? `${r.connections} in flight` : String(r.connections),
     num(r.reqPerSec, r.target === 'argon2' ? 1 : 0),
     num(r.cpuMicrosPerRequest),
+    num(r.dbMicrosPerRequest),
     r.serverCpu === undefined ? '–' : `${num(r.serverCpu * 100)}% / ${num((r.loadCpu ?? Number.NaN) * 100)}%`,
     ms(r.p50Ms),
     ms(r.p99Ms),
@@ -225,7 +229,7 @@ export function markdownTable (rows: Row[]): string {
   const escape = (cell: string) => cell.replaceAll('|', '\\|')
   return [
     `| ${COLUMNS.join(' | ')} |`,
-    `| ${COLUMNS.map((_, i) => i < 2 || i === 10 ? '---' : '---:').join(' | ')} |`,
+    `| ${COLUMNS.map((_, i) => i < 2 || i === 11 ? '---' : '---:').join(' | ')} |`,
     ...lines.map(cells => `| ${cells.map(escape).join(' | ')} |`)
   ].join('\n')
 }

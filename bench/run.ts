@@ -12,7 +12,7 @@ import type { Argon2Rate, Argon2Request } from './argon2-rate.js'
 import { createAccount, inParallel, logIn, type Credentials, type Grant } from './client.js'
 import { mysqlDatabase, sqliteDatabase, type BenchDatabase } from './database.js'
 import { parseOptions, UsageError, USAGE, type BenchOptions, type ScenarioName } from './options.js'
-import { Child, chooseCpus, freePort, nodeArgsFor, ROOT, samplePeakRss, type Cpus } from './processes.js'
+import { Child, chooseCpus, cpuSecondsOf, freePort, nodeArgsFor, ROOT, samplePeakRss, type Cpus } from './processes.js'
 import { addRatios, argon2Row, failedRow, loadRow, markdownTable, mergeRounds, skippedRow, type Row, type Target } from './report.js'
 import { buildLoad, type Fixture, type Load, type LoadName } from './scenarios.js'
 
@@ -53,14 +53,18 @@ class Cleanup {
 
 interface Named { name: string, load: Load }
 
-/** One measured run (several autocannon instances at once for flood) against `target`. */
-async function measure (child: Child, target: Target, make: () => Named[], options: BenchOptions, warmup: boolean): Promise<Row[]> {
+/**
+ * One measured run (several autocannon instances at once for flood) against `target`; with
+ * `databasePid`, that process's CPU time per response too.
+ */
+async function measure (child: Child, target: Target, make: () => Named[], options: BenchOptions, warmup: boolean, databasePid?: number): Promise<Row[]> {
   if (warmup && options.warmup > 0) {
     await Promise.all(make().map(({ load }) => autocannon({ ...load.options, duration: options.warmup })))
   }
   const loads = make()
   await child.resetLoopDelay()
   const cpuBefore = await child.cpuSeconds()
+  const dbBefore = await cpuSecondsOf(databasePid)
   const loadBefore = process.cpuUsage()
   const startedAt = performance.now()
   const { value: results, peakRssMiB } = await samplePeakRss(child, () => Promise.all(loads.map(({ load }) =>
@@ -69,14 +73,18 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
   const { user, system } = process.cpuUsage(loadBefore)
   const loadCpu = (user + system) / 1e6 / seconds
   const cpuAfter = await child.cpuSeconds()
+  const dbAfter = await cpuSecondsOf(databasePid)
   const loop = await child.loopDelay()
   // The process's CPU time over the run per response; loads run at once (flood) share one figure.
   const responses = results.reduce((sum, r) => sum + Object.values(r.statusCodeStats ?? {}).reduce((a, { count = 0 }) => a + count, 0), 0)
   const cpuMicrosPerRequest = cpuBefore === undefined || cpuAfter === undefined || responses === 0
     ? undefined
     : (cpuAfter - cpuBefore) * 1e6 / responses
+  const dbMicrosPerRequest = dbBefore === undefined || dbAfter === undefined || responses === 0
+    ? undefined
+    : (dbAfter - dbBefore) * 1e6 / responses
   const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / seconds
-  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest, serverCpu, loadCpu }))
+  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest, dbMicrosPerRequest, serverCpu, loadCpu }))
 }
 
 /** The rows of several rounds of one run (each round's rows in the same order), merged row by row. */
@@ -326,7 +334,7 @@ async function main (): Promise<number> {
           return await measure(server, 'service', () => [
             { name: 'flood: me', load: buildLoad('me', f, options.connections, options.duration) },
             { name: 'flood: token', load: buildLoad('token', f, options.argon2Connections, options.duration) }
-          ], options, false)
+          ], options, false, database.pid)
         }
         if (scenario === 'refresh') {
           if ((await sessions.current())[0]?.refresh_token === undefined) {
@@ -338,12 +346,12 @@ async function main (): Promise<number> {
           // No warm-up: it would spend the pool's tokens.
           return await measure(server, 'service', () => [
             { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
-          ], options, false)
+          ], options, false, database.pid)
         }
         const f = await fixture(baseUrl)
         return await measure(server, 'service', () => [
           { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), duration) }
-        ], options, warmup)
+        ], options, warmup, database.pid)
       } catch (err) {
         return [failedRow(scenario, 'service', options.connections, err)]
       } finally {
@@ -372,7 +380,7 @@ async function main (): Promise<number> {
         const f = await fixture(withMetrics!.url)
         const rows = await measure(withMetrics!.child, target, () => [
           { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
-        ], options, true)
+        ], options, true, database.pid)
         // The scrape must answer and have seen those requests, or the row measured nothing.
         const scrape = await fetch(withMetrics!.metricsUrl)
         const text = await scrape.text()
