@@ -2,8 +2,9 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { EmailTaken } from '../errors.js'
 import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRow } from './authentication-batch.js'
+import { perTurn } from './turn-batch.js'
 import { openSqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js'
-import { OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type RotationRequest, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 export type { SqliteDatabase } from './sqlite-driver.js'
 
@@ -91,7 +92,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
   ).get(hash) as RefreshRow | undefined
 
   // Both drivers are synchronous: each transaction runs to the end before any other query.
-  const rotate = (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number) => db.immediate((): Rotation => {
+  const rotateOne = ({ hash, next, now }: RotationRequest): Rotation => {
     const { changes } = sql('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?')
       .run(now, hash, now)
     const row = findRefreshToken(hash)
@@ -105,7 +106,9 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       return { outcome: 'reused', userId: row.user_id }
     }
     return { outcome: 'invalid' }
-  })
+  }
+  /** The rotations of one turn commit together: one transaction, and one WAL commit, for all of them. */
+  const rotate = perTurn(MAX_ROTATION_BATCH, async (batch: RotationRequest[]) => db.immediate(() => batch.map(rotateOne)))
   const recordFailures = (subjects: Buffer[], at: number) => db.immediate(() => {
     for (const subject of subjects) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(subject, at)
   })
@@ -267,7 +270,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     },
 
     async rotateRefreshToken (hash, next, now) {
-      return rotate(hash, next, now)
+      return rotate({ hash, next, now })
     },
 
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {
