@@ -215,17 +215,25 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
 
   /** A one-statement write, run again if it lost a deadlock or, on Galera, certification. */
   function write<T extends RowDataPacket[] | ResultSetHeader> (sql: string, values: Values) {
-    return retryOnDeadlock(() => execute<T>(sql, values))
+    return retried(connection => connection.execute<T>(sql, values))
   }
 
   /**
-   * A transaction; `causal`, it first waits, on its own connection and so on its own node, for
-   * the writes the cluster had committed, before any of its statements runs.
+   * `fn` on a pooled connection, run again whole when it lost a deadlock or, on Galera,
+   * certification; `causal`, it first waits, on that connection and so on its node, for the
+   * writes the cluster had committed, before any of its statements runs.
    */
-  async function transaction<T> (fn: (connection: PoolConnection) => Promise<T>, { causal = false } = {}): Promise<T> {
+  async function retried<T> (fn: (connection: PoolConnection) => Promise<T>, { causal = false } = {}): Promise<T> {
     const wait = causal && causalReads && await isGalera()
     return retryOnDeadlock(() => withConnection(async connection => {
       if (wait) await connection.query(CATCH_UP)
+      return fn(connection)
+    }))
+  }
+
+  /** A transaction, retried (and causal) as `retried` says. */
+  function transaction<T> (fn: (connection: PoolConnection) => Promise<T>, options: { causal?: boolean } = {}): Promise<T> {
+    return retried(async connection => {
       await connection.beginTransaction()
       try {
         const result = await fn(connection)
@@ -235,7 +243,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
         await connection.rollback().catch(() => {})
         throw err
       }
-    }))
+    }, options)
   }
 
   async function findAuthentications (batch: AuthenticationRead[]): Promise<Array<Authentication | undefined>> {
@@ -265,13 +273,11 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
    * token used.
    */
   async function rotateBatch (batch: RotationRequest[]): Promise<RotationAnswer[]> {
-    const wait = causalReads && await isGalera()
     try {
-      return await retryOnDeadlock(() => withConnection(async connection => {
-        if (wait) await connection.query(CATCH_UP)
+      return await retried(async connection => {
         const [results] = await connection.execute<Array<RowDataPacket & { answers: string }>[]>(ROTATE_REFRESH_TOKENS, [encodeRotations(batch)])
         return JSON.parse(results[0]![0]!.answers) as RotationAnswer[]
-      }))
+      }, { causal: true })
     } catch (err) {
       if (!isForeignKeyFailure(err)) throw err
       // An account deleted while its token rotated (its tokens are gone with it): that

@@ -54,8 +54,7 @@ eachDialect(t, 'refresh tokens in the store', async (t, dialect) => {
     const expired = hash()
     await store.createRefreshToken({ hash: expired, userId: user.id, familyId: randomBytes(16), createdAt: now - DAY, expiresAt: now + 6 })
     const retired = hash()
-    const retiredFamily = randomBytes(16)
-    await store.createRefreshToken({ hash: retired, userId: other.id, familyId: retiredFamily, createdAt: now, expiresAt: now + DAY })
+    await store.createRefreshToken({ hash: retired, userId: other.id, familyId: randomBytes(16), createdAt: now, expiresAt: now + DAY })
     t.equal((await store.rotateRefreshToken(retired, { hash: hash(), createdAt: now, expiresAt: now + DAY }, now)).outcome, 'rotated')
 
     const successors = families.map(() => hash())
