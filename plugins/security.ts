@@ -9,8 +9,11 @@ const securityHeaders = helmet({
   contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
   crossOriginResourcePolicy: { policy: 'same-origin' },
   // Headers that only govern HTML documents or retired browsers: not worth bytes on every
-  // JSON response (frame-ancestors above already forbids framing).
+  // JSON response (frame-ancestors above already forbids framing). A JSON response makes no
+  // request of its own, so a referrer policy governs nothing there: the HTML documents the
+  // service serves (the pages, /docs) carry HTML_HEADERS instead.
   crossOriginOpenerPolicy: false,
+  referrerPolicy: false,
   originAgentCluster: false,
   xDnsPrefetchControl: false,
   xDownloadOptions: false,
@@ -34,11 +37,17 @@ function headersOf (middleware: typeof securityHeaders): Record<string, string> 
   return headers
 }
 
-/** Security headers on every response, and CORS only for the origins CORS_ORIGINS lists. */
+/**
+ * Security headers on every response, and CORS only for the origins CORS_ORIGINS lists.
+ * Strict-Transport-Security goes only on responses to HTTPS requests (direct, or through a
+ * proxy TRUST_PROXY trusts, by its X-Forwarded-Proto): RFC 6797 §7.2 forbids it over plain HTTP.
+ */
 async function securityPlugin (fastify: FastifyInstance) {
-  const headers = headersOf(securityHeaders)
+  const { 'strict-transport-security': hsts, ...headers } = headersOf(securityHeaders)
+  if (hsts === undefined) throw new Error('helmet set no Strict-Transport-Security header')
   fastify.addHook('onRequest', (request, reply, done) => {
     reply.headers(headers)
+    if (request.protocol === 'https') reply.header('strict-transport-security', hsts)
     done()
   })
 

@@ -4,6 +4,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import pkg from '../package.json' with { type: 'json' }
+import { HTML_HEADERS } from '../src/html.js'
 import { BEARER } from '../src/schemas/components.js'
 
 export const DOCS_PREFIX = '/docs'
@@ -92,6 +93,12 @@ async function swaggerPlugin (fastify: FastifyInstance) {
       defaultModelsExpandDepth: 1
     },
     theme: { title: 'auth-service API' },
+    uiHooks: {
+      onRequest (_request, reply, done) {
+        reply.headers(HTML_HEADERS)
+        done()
+      }
+    },
     // No upgrade-insecure-requests: it would break the docs of a service reached over plain
     // http on a laptop.
     staticCSP: DOCS_CSP

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import { HTML_HEADERS } from '../src/html.js'
 import { commonProblems, problem } from '../src/schemas/components.js'
 import { resetPasswordPage, verifyEmailPage, type Page } from '../src/pages/pages.js'
 
@@ -41,6 +42,7 @@ const pages: FastifyPluginAsyncTypebox = async (fastify) => {
         }
       }
     }, async (_request, reply) => reply
+      .headers(HTML_HEADERS)
       .header('content-security-policy', page.csp)
       .header('cache-control', 'no-store')
       .type('text/html; charset=utf-8')

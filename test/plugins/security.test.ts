@@ -11,9 +11,34 @@ t.test('security headers on every response', async t => {
     const res = await app.inject({ method: 'GET', url })
     t.equal(res.headers['x-content-type-options'], 'nosniff', url)
     t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none'", url)
-    t.match(res.headers['strict-transport-security'], /max-age=/, url)
-    t.equal(res.headers['referrer-policy'], 'no-referrer', url)
     t.equal(res.headers['cross-origin-resource-policy'], 'same-origin', url)
+    t.equal(res.headers['strict-transport-security'], undefined, `${url}: no HSTS over plain HTTP (RFC 6797 §7.2)`)
+    t.equal(res.headers['referrer-policy'], undefined, `${url}: a JSON response makes no request a referrer policy could govern`)
+  }
+})
+
+t.test('Strict-Transport-Security on HTTPS requests, behind a trusted proxy too', async t => {
+  const forwarded = { 'x-forwarded-proto': 'https' }
+  const trusting = await build(t, 'sqlite', { env: { TRUST_PROXY: 'true' } })
+  for (const url of ['/health', '/users/me', '/nowhere']) {
+    const res = await trusting.inject({ method: 'GET', url, headers: forwarded })
+    t.equal(res.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', url)
+  }
+  const plain = await trusting.inject({ method: 'GET', url: '/health', headers: { 'x-forwarded-proto': 'http' } })
+  t.equal(plain.headers['strict-transport-security'], undefined, 'the proxy says the client spoke plain HTTP')
+
+  const untrusting = await build(t, 'sqlite')
+  const spoofed = await untrusting.inject({ method: 'GET', url: '/health', headers: forwarded })
+  t.equal(spoofed.headers['strict-transport-security'], undefined, 'X-Forwarded-Proto from a proxy not trusted is ignored')
+})
+
+t.test('the HTML documents (pages and /docs) send no referrer', async t => {
+  const app = await build(t, 'sqlite')
+  for (const url of ['/reset-password?token=abc', '/verify-email?token=abc', '/docs', '/docs/']) {
+    const res = await app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 200, url)
+    t.match(res.headers['content-type'], /^text\/html/, url)
+    t.equal(res.headers['referrer-policy'], 'no-referrer', url)
   }
 })
 
