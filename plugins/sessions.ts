@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clientInfo } from '../src/accounts/client.js'
+import { decodeRefreshToken, encodeRefreshToken, isIssued, legacyHash, newRefreshKey, newSecret, sha256, type RefreshToken } from '../src/accounts/refresh-token.js'
 import { decodeSessionId, encodeSessionId, newSessionId } from '../src/accounts/session-id.js'
 import { InvalidGrant } from '../src/errors.js'
 import type { TokenResponse } from '../src/schemas/tokens.js'
-import type { FirstRefreshToken, NewSession, SessionRecord, UserRecord } from '../src/store/store.js'
+import type { FirstRefreshToken, LegacyRotation, NewSession, RefreshChain, SessionRecord, UserRecord } from '../src/store/store.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -56,40 +56,58 @@ export interface Sessions {
   endOne (userId: number, sessionId: string): Promise<boolean>
 }
 
-const REFRESH_TOKEN_BYTES = 32
 const PRUNE_EVERY_MS = 10 * 60 * 1000
 const PRUNE_BATCH = 1000
 const INVALID_REFRESH_TOKEN = 'The refresh token is invalid, expired or revoked'
 /** The login's answer when the account was deleted while it was checked. */
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
 
-function hashToken (token: string): Buffer {
-  return createHash('sha256').update(token).digest()
+/** Whether `token` is one the session issued: its current token, or an older one (its tag says so). */
+function belongsTo (token: RefreshToken, chain: RefreshChain): 'current' | 'retired' | undefined {
+  if (token.generation === chain.generation) return sha256(token.secret).equals(chain.hash) ? 'current' : undefined
+  return token.generation < chain.generation && isIssued(token, chain.key) ? 'retired' : undefined
 }
 
 async function sessionsPlugin (fastify: FastifyInstance) {
   const { store, accessTokens, log } = fastify
   const ttlMs = fastify.config.jwt.refreshTokenTtl * 1000
 
-  function newRefreshToken (now: number) {
-    const token = randomBytes(REFRESH_TOKEN_BYTES).toString('base64url')
-    return { token, row: { hash: hashToken(token), createdAt: now, expiresAt: now + ttlMs } }
-  }
-
   function issue (userId: number, sessionId: string, tokensNotBefore: number, refreshToken: string): IssuedTokens {
     const { token, expiresIn } = accessTokens.issue(userId, sessionId, tokensNotBefore)
     return { accessToken: token, expiresIn, refreshToken, sessionId }
   }
 
+  /**
+   * The store's rotation of a presented token, with reuse decided: a token the session issued
+   * before its current one ends the session. A token of the format before migration 0008 (its
+   * session's last) rotates once into the session's chain.
+   */
+  async function rotate (refreshToken: string, nextHash: Buffer, now: number): Promise<LegacyRotation> {
+    const expiresAt = now + ttlMs
+    const presented = decodeRefreshToken(refreshToken)
+    if (presented === undefined) {
+      const hash = legacyHash(refreshToken)
+      if (hash === undefined) return { outcome: 'invalid' }
+      return store.rotateLegacyRefreshToken(hash, { hash: nextHash, key: newRefreshKey(), expiresAt }, now)
+    }
+    const { sessionId, generation } = presented
+    const rotation = await store.rotateRefreshToken({ sessionId, generation, hash: sha256(presented.secret), nextHash, expiresAt, now })
+    if (rotation.outcome !== 'stale') return rotation
+    if (generation >= rotation.generation || !isIssued(presented, rotation.key)) return { outcome: 'invalid' }
+    await store.endRefreshFamily(sessionId, now)
+    return { outcome: 'reused', userId: rotation.userId }
+  }
+
   const sessions: Sessions = {
     prepare (user, request) {
       const now = fastify.now()
-      const { token, row } = newRefreshToken(now)
+      const { secret, hash } = newSecret()
+      const key = newRefreshKey()
       const id = newSessionId()
       return {
-        session: { id, userId: user.id, createdAt: now, expiresAt: row.expiresAt, ...clientInfo(request) },
-        token: row,
-        tokens: issue(user.id, encodeSessionId(id), user.tokensNotBefore, token)
+        session: { id, userId: user.id, createdAt: now, expiresAt: now + ttlMs, ...clientInfo(request) },
+        token: { hash, key },
+        tokens: issue(user.id, encodeSessionId(id), user.tokensNotBefore, encodeRefreshToken(id, 0, secret, key))
       }
     },
 
@@ -101,19 +119,28 @@ async function sessionsPlugin (fastify: FastifyInstance) {
 
     async refresh (refreshToken, request) {
       const now = fastify.now()
-      const { token, row } = newRefreshToken(now)
-      const rotation = await store.rotateRefreshToken(hashToken(refreshToken), row, now)
+      const next = newSecret()
+      const rotation = await rotate(refreshToken, next.hash, now)
       fastify.metrics.refreshes.inc({ outcome: rotation.outcome })
       if (rotation.outcome === 'reused') {
-        log.warn({ userId: rotation.userId }, 'a retired refresh token was presented again: its family is revoked')
+        log.warn({ userId: rotation.userId }, 'a retired refresh token was presented again: its session is ended')
         await fastify.securityEvents.record(rotation.userId, 'refresh_reused', request)
       }
       if (rotation.outcome !== 'rotated') throw new InvalidGrant(INVALID_REFRESH_TOKEN)
-      return issue(rotation.userId, encodeSessionId(rotation.sessionId), rotation.tokensNotBefore, token)
+      const { userId, sessionId, generation, key, tokensNotBefore } = rotation
+      return issue(userId, encodeSessionId(sessionId), tokensNotBefore, encodeRefreshToken(sessionId, generation, next.secret, key))
     },
 
     async revoke (token) {
-      await store.revokeRefreshTokenFamily(hashToken(token), fastify.now())
+      const now = fastify.now()
+      const presented = decodeRefreshToken(token)
+      if (presented !== undefined) {
+        const chain = await store.findRefreshChain(presented.sessionId)
+        if (chain !== undefined && belongsTo(presented, chain) !== undefined) await store.endRefreshFamily(presented.sessionId, now)
+        return
+      }
+      const hash = legacyHash(token)
+      if (hash !== undefined) await store.revokeRefreshTokenFamily(hash, now)
     },
 
     async end (userId) {

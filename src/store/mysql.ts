@@ -3,7 +3,7 @@ import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket 
 import { EmailTaken } from '../errors.js'
 import { perTurn } from './turn-batch.js'
 import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRead, type AuthenticationRow } from './authentication-batch.js'
-import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type RotationRequest, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type ChainRow, type FirstRefreshToken, type LegacyRotation, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type RotationRequest, rotationAnswer, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -29,34 +29,54 @@ interface RefreshRow extends RowDataPacket {
   tokens_not_before: number
 }
 
+interface ChainRows extends RowDataPacket, ChainRow {
+  id: Buffer
+}
+
+/** The columns a rotation reads back from a session's row. */
+const CHAIN_COLUMNS = 's.id, s.user_id, s.refresh_generation, s.refresh_hash, s.refresh_key, s.ended_at, s.expires_at, u.tokens_not_before'
+
 /**
- * The procedure's answer for one rotation: [rotated, user_id, family_id (hex), used_at,
- * tokens_not_before]; MariaDB writes the numbers as strings, MySQL as numbers.
+ * The batch made as long as the next power of two by repeating its last rotation, which changes
+ * nothing (CASE and OR take its first occurrence): each connection then prepares, and keeps, seven
+ * forms of the statements rather than one per batch length, each with over a thousand parameters.
  */
-type RotationAnswer = [number | string, number | string | null, string | null, number | string | null, number | string | null]
+function padded (batch: RotationRequest[]): RotationRequest[] {
+  const length = 2 ** Math.ceil(Math.log2(batch.length))
+  return length === batch.length ? batch : [...batch, ...Array<RotationRequest>(length - batch.length).fill(batch.at(-1)!)]
+}
 
-/** The bytes of one rotation in the procedure's `batch`. */
-const ROTATION_BYTES = 80
-
-/** The procedure's `batch`: per rotation both hashes, then the time and the expiry as big-endian 64-bit integers. */
-function encodeRotations (batch: RotationRequest[]): Buffer {
-  const out = Buffer.alloc(batch.length * ROTATION_BYTES)
-  batch.forEach(({ hash, next, now }, i) => {
-    const at = i * ROTATION_BYTES
-    hash.copy(out, at)
-    next.hash.copy(out, at + 32)
-    out.writeBigInt64BE(BigInt(now), at + 64)
-    out.writeBigInt64BE(BigInt(next.expiresAt), at + 72)
+/**
+ * One conditional UPDATE for the rotations of one turn: each moves its session's chain if the
+ * token is the current one (session, generation and secret hash all match) and the session is
+ * live at the rotation's own `now`. Each new value is chosen by that same match, so a wrong
+ * secret sent beside the right one changes nothing; a token sent twice takes the first
+ * successor (CASE takes the first match), and the second rotation finds it stale. The
+ * generation moves last: MySQL assigns from left to right, and the CASEs read the old one.
+ */
+function rotationStatement (batch: RotationRequest[]): { sql: string, values: Values } {
+  const match = 'id = ? AND refresh_generation = ? AND refresh_hash = ?'
+  const key = (r: RotationRequest) => [r.sessionId, r.generation, r.hash]
+  const cases = (value: (r: RotationRequest) => Buffer | number) => ({
+    sql: `CASE ${batch.map(() => `WHEN ${match} THEN ?`).join(' ')} END`,
+    values: batch.flatMap(r => [...key(r), value(r)])
   })
-  return out
+  const [usedAt, expires, next] = [cases(r => r.now), cases(r => r.expiresAt), cases(r => r.nextHash)]
+  return {
+    sql: `UPDATE sessions SET last_used_at = ${usedAt.sql}, expires_at = ${expires.sql}, refresh_hash = ${next.sql},
+      refresh_generation = refresh_generation + 1
+      WHERE id IN (${batch.map(() => '?').join(', ')}) AND ended_at IS NULL AND (${batch.map(() => `(${match} AND expires_at > ?)`).join(' OR ')})`,
+    values: [...usedAt.values, ...expires.values, ...next.values, ...batch.map(r => r.sessionId), ...batch.flatMap(r => [...key(r), r.now])]
+  }
 }
 
 const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at, disabled_at'
 const INSERT_REFRESH_TOKEN = 'INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'
 const FIND_REFRESH_TOKEN = 'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
-/** One round trip for a batch of rotations: the procedure of migration 0007. */
-const ROTATE_REFRESH_TOKENS = 'CALL rotate_refresh_tokens(?)'
-const REVOKE_FAMILY = 'UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL'
+const USE_LEGACY_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?'
+const START_CHAIN = `UPDATE sessions SET refresh_generation = refresh_generation + 1, refresh_hash = ?, refresh_key = ?, last_used_at = ?, expires_at = ?
+  WHERE id = ? AND ended_at IS NULL AND expires_at > ?`
+const FIND_CHAIN = `SELECT ${CHAIN_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`
 const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
   SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
 const SPEND_TOKEN = 'UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?'
@@ -72,8 +92,8 @@ const END_FAMILY_SESSION = 'UPDATE sessions SET ended_at = ? WHERE id = ? AND en
  * it, so a login racing a disabling either ends before it (and its session is ended with the
  * others) or finds the account disabled and starts nothing.
  */
-const INSERT_SESSION = `INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
-  SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`
+const INSERT_SESSION = `INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent, refresh_hash, refresh_key)
+  SELECT ?, id, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`
 const AUTHENTICATION = authenticationQueries(USER_COLUMNS)
 
 interface SessionRow extends RowDataPacket {
@@ -267,24 +287,24 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
   }
 
   /**
-   * The rotations that arrived in one turn, in one call of the procedure: one round trip and one
-   * commit for all of them. On Galera it starts causal, like the other transactions, and a batch
-   * that lost certification is run again, where a rotation that did commit elsewhere finds its
-   * token used.
+   * The rotations that arrived in one turn: one UPDATE (it commits by itself), then one read of
+   * the sessions' rows on the same connection, whose successor hashes say which rotations this
+   * UPDATE made. On Galera it starts causal, like the transactions; an UPDATE that lost
+   * certification is run again, and one that committed before its connection failed is found
+   * by its successor hashes all the same.
    */
-  async function rotateBatch (batch: RotationRequest[]): Promise<RotationAnswer[]> {
-    try {
-      return await retried(async connection => {
-        const [results] = await connection.execute<Array<RowDataPacket & { answers: string }>[]>(ROTATE_REFRESH_TOKENS, [encodeRotations(batch)])
-        return JSON.parse(results[0]![0]!.answers) as RotationAnswer[]
-      }, { causal: true })
-    } catch (err) {
-      if (!isForeignKeyFailure(err)) throw err
-      // An account deleted while its token rotated (its tokens are gone with it): that
-      // rotation is invalid, and the others of its batch are run again alone.
-      if (batch.length === 1) return [[0, null, null, null, null]]
-      return (await Promise.all(batch.map(one => rotateBatch([one])))).flat()
-    }
+  async function rotateBatch (batch: RotationRequest[]): Promise<Rotation[]> {
+    const all = padded(batch)
+    const { sql, values } = rotationStatement(all)
+    const ids = all.map(r => r.sessionId)
+    const rows = await retried(async connection => {
+      await connection.execute(sql, values)
+      const [rows] = await connection.execute<ChainRows[]>(
+        `SELECT ${CHAIN_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id IN (${ids.map(() => '?').join(', ')})`, ids)
+      return rows
+    }, { causal: true })
+    const byId = new Map(rows.map(row => [row.id.toString('hex'), row]))
+    return batch.map(r => rotationAnswer(r, byId.get(r.sessionId.toString('hex'))))
   }
   const rotate = perTurn(MAX_ROTATION_BATCH, rotateBatch)
 
@@ -294,23 +314,17 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
   }
 
   function revokeFamily (familyId: Buffer, now: number) {
-    return transaction(async connection => {
-      await connection.execute(REVOKE_FAMILY, [now, familyId])
-      await connection.execute(END_FAMILY_SESSION, [now, familyId])
-    }, { causal: true })
+    return write(END_FAMILY_SESSION, [now, familyId])
   }
 
   /** False, and nothing written, when the user is gone or disabled. */
   async function insertSession (connection: PoolConnection, session: NewSession, token: FirstRefreshToken) {
     const [result] = await connection.execute<ResultSetHeader>(INSERT_SESSION,
-      [session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, session.userId])
-    if (result.affectedRows !== 1) return false
-    await connection.execute(INSERT_REFRESH_TOKEN, [token.hash, session.userId, session.id, token.createdAt, token.expiresAt])
-    return true
+      [session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, token.hash, token.key, session.userId])
+    return result.affectedRows === 1
   }
 
   async function endAllSessions (connection: PoolConnection, userId: number, now: number) {
-    await connection.execute('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL', [now, userId])
     await connection.execute('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL', [now, userId])
   }
 
@@ -400,13 +414,9 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
     },
 
     async endSession (userId: number, sessionId: Buffer, now: number) {
-      return transaction(async connection => {
-        const [result] = await connection.execute<ResultSetHeader>(
-          'UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?', [now, sessionId, userId, now])
-        if (result.affectedRows !== 1) return false
-        await connection.execute(REVOKE_FAMILY, [now, sessionId])
-        return true
-      })
+      const [result] = await write<ResultSetHeader>(
+        'UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?', [now, sessionId, userId, now])
+      return result.affectedRows === 1
     },
 
     async pruneSessions (now: number, limit: number) {
@@ -418,16 +428,36 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
       await write(INSERT_REFRESH_TOKEN, [hash, userId, familyId, createdAt, expiresAt])
     },
 
-    async rotateRefreshToken (hash, next, now): Promise<Rotation> {
-      const [rotated, userId, familyId, usedAt, tokensNotBefore] = await rotate({ hash, next, now })
-      if (userId === null || familyId === null) return { outcome: 'invalid' }
-      const family = Buffer.from(familyId, 'hex')
-      if (Number(rotated) === 1) return { outcome: 'rotated', userId: Number(userId), tokensNotBefore: Number(tokensNotBefore), sessionId: family }
-      if (usedAt !== null) {
-        await revokeFamily(family, now)
-        return { outcome: 'reused', userId: Number(userId) }
-      }
-      return { outcome: 'invalid' }
+    rotateRefreshToken: rotate,
+
+    async rotateLegacyRefreshToken (hash, next, now): Promise<LegacyRotation> {
+      const outcome = await transaction(async connection => {
+        const [used] = await connection.execute<ResultSetHeader>(USE_LEGACY_TOKEN, [now, hash, now])
+        const [tokens] = await connection.execute<RefreshRow[]>(FIND_REFRESH_TOKEN, [hash])
+        const token = tokens[0]
+        if (token === undefined) return { outcome: 'invalid' as const }
+        if (used.affectedRows !== 1) {
+          if (token.used_at === null) return { outcome: 'invalid' as const }
+          await connection.execute(END_FAMILY_SESSION, [now, token.family_id])
+          return { outcome: 'reused' as const, userId: Number(token.user_id) }
+        }
+        const [started] = await connection.execute<ResultSetHeader>(START_CHAIN, [next.hash, next.key, now, next.expiresAt, token.family_id, now])
+        if (started.affectedRows !== 1) return { outcome: 'invalid' as const }
+        const [rows] = await connection.execute<ChainRows[]>(FIND_CHAIN, [token.family_id])
+        return rotationAnswer({ sessionId: token.family_id, generation: 0, hash, nextHash: next.hash, expiresAt: next.expiresAt, now }, rows[0])
+      }, { causal: true })
+      return outcome.outcome === 'stale' ? { outcome: 'invalid' } : outcome
+    },
+
+    async findRefreshChain (sessionId: Buffer) {
+      const [rows] = await execute<ChainRows[]>(await causal(FIND_CHAIN), [sessionId])
+      const row = rows[0]
+      if (row === undefined || row.refresh_hash === null || row.refresh_key === null) return undefined
+      return { userId: Number(row.user_id), generation: Number(row.refresh_generation), hash: row.refresh_hash, key: row.refresh_key }
+    },
+
+    async endRefreshFamily (sessionId: Buffer, now: number) {
+      await revokeFamily(sessionId, now)
     },
 
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {

@@ -4,7 +4,7 @@ import { EmailTaken } from '../errors.js'
 import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRow } from './authentication-batch.js'
 import { perTurn } from './turn-batch.js'
 import { openSqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js'
-import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type EmailTokenOutcome, type EmailTokenRequest, type FirstRefreshToken, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type RotationRequest, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type EmailTokenOutcome, type EmailTokenRequest, type ChainRow, type FirstRefreshToken, type LegacyRotation, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type RotationRequest, rotationAnswer, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 export type { SqliteDatabase } from './sqlite-driver.js'
 
@@ -70,45 +70,52 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     sql('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
       .run(hash, userId, familyId, createdAt, expiresAt)
   }
-  const revokeFamily = (familyId: Buffer, now: number) => db.immediate(() => {
-    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, familyId)
+  const revokeFamily = (familyId: Buffer, now: number) => {
     sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL').run(now, familyId)
-  })
+  }
   /** False, and nothing written, when the user is gone or disabled. */
   const insertSession = (session: NewSession, token: FirstRefreshToken) => {
-    const { changes } = sql(`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
-      SELECT ?, id, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`)
-      .run(session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, session.userId)
-    if (changes !== 1) return false
-    insertRefreshToken({ ...token, userId: session.userId, familyId: session.id })
-    return true
+    const { changes } = sql(`INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent, refresh_hash, refresh_key)
+      SELECT ?, id, ?, ?, ?, ?, ?, ?, ? FROM users WHERE id = ? AND disabled_at IS NULL`)
+      .run(session.id, session.createdAt, session.createdAt, session.expiresAt, session.ip, session.userAgent, token.hash, token.key, session.userId)
+    return changes === 1
   }
   const endAllSessions = (userId: number, now: number) => {
-    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL').run(now, userId)
     sql('UPDATE sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL').run(now, userId)
   }
   const findRefreshToken = (hash: Buffer) => sql(
     'SELECT r.user_id, r.family_id, r.used_at, u.tokens_not_before FROM refresh_tokens r JOIN users u ON u.id = r.user_id WHERE r.token_hash = ?'
   ).get(hash) as RefreshRow | undefined
 
+  const findChain = (sessionId: Buffer) => sql(
+    'SELECT s.user_id, s.refresh_generation, s.refresh_hash, s.refresh_key, s.ended_at, s.expires_at, u.tokens_not_before FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?'
+  ).get(sessionId) as ChainRow | undefined
+
   // Both drivers are synchronous: each transaction runs to the end before any other query.
-  const rotateOne = ({ hash, next, now }: RotationRequest): Rotation => {
-    const { changes } = sql('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?')
-      .run(now, hash, now)
-    const row = findRefreshToken(hash)
-    if (changes === 1 && row !== undefined) {
-      insertRefreshToken({ ...next, userId: row.user_id, familyId: row.family_id })
-      sql('UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE id = ?').run(now, next.expiresAt, row.family_id)
-      return { outcome: 'rotated', userId: row.user_id, tokensNotBefore: row.tokens_not_before, sessionId: row.family_id }
-    }
-    if (row?.used_at != null) {
-      revokeFamily(row.family_id, now)
-      return { outcome: 'reused', userId: row.user_id }
-    }
-    return { outcome: 'invalid' }
+  const rotateOne = (request: RotationRequest): Rotation => {
+    const { sessionId, generation, hash, nextHash, expiresAt, now } = request
+    sql(`UPDATE sessions SET refresh_generation = refresh_generation + 1, refresh_hash = ?, last_used_at = ?, expires_at = ?
+      WHERE id = ? AND refresh_generation = ? AND refresh_hash = ? AND ended_at IS NULL AND expires_at > ?`)
+      .run(nextHash, now, expiresAt, sessionId, generation, hash, now)
+    return rotationAnswer(request, findChain(sessionId))
   }
   /** The rotations of one turn commit together: one transaction, and one WAL commit, for all of them. */
   const rotate = perTurn(MAX_ROTATION_BATCH, async (batch: RotationRequest[]) => db.immediate(() => batch.map(rotateOne)))
+  const rotateLegacy = (hash: Buffer, next: FirstRefreshToken & { expiresAt: number }, now: number): LegacyRotation => db.immediate(() => {
+    const { changes } = sql('UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?')
+      .run(now, hash, now)
+    const token = findRefreshToken(hash)
+    if (token === undefined) return { outcome: 'invalid' }
+    if (changes !== 1) {
+      if (token.used_at === null) return { outcome: 'invalid' }
+      revokeFamily(token.family_id, now)
+      return { outcome: 'reused', userId: token.user_id }
+    }
+    sql(`UPDATE sessions SET refresh_generation = refresh_generation + 1, refresh_hash = ?, refresh_key = ?, last_used_at = ?, expires_at = ?
+      WHERE id = ? AND ended_at IS NULL AND expires_at > ?`).run(next.hash, next.key, now, next.expiresAt, token.family_id, now)
+    const answer = rotationAnswer({ sessionId: token.family_id, generation: 0, hash, nextHash: next.hash, expiresAt: next.expiresAt, now }, findChain(token.family_id))
+    return answer.outcome === 'rotated' ? answer : { outcome: 'invalid' }
+  })
   const recordFailures = (subjects: Buffer[], at: number) => db.immediate(() => {
     for (const subject of subjects) sql('INSERT INTO login_failures (subject, failed_at) VALUES (?, ?)').run(subject, at)
   })
@@ -132,9 +139,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
   const endSession = (userId: number, sessionId: Buffer, now: number) => db.immediate(() => {
     const { changes } = sql('UPDATE sessions SET ended_at = ? WHERE id = ? AND user_id = ? AND ended_at IS NULL AND expires_at > ?')
       .run(now, sessionId, userId, now)
-    if (changes !== 1) return false
-    sql('UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL').run(now, sessionId)
-    return true
+    return changes === 1
   })
   const insertEmail = (userId: number | null, message: OutgoingEmail, now: number) => {
     sql(`INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
@@ -269,8 +274,20 @@ export function createSqliteStore (db: SqliteDatabase): Store {
       insertRefreshToken(token)
     },
 
-    async rotateRefreshToken (hash, next, now) {
-      return rotate({ hash, next, now })
+    rotateRefreshToken: rotate,
+
+    async rotateLegacyRefreshToken (hash, next, now) {
+      return rotateLegacy(hash, next, now)
+    },
+
+    async findRefreshChain (sessionId: Buffer) {
+      const row = findChain(sessionId)
+      if (row === undefined || row.refresh_hash === null || row.refresh_key === null) return undefined
+      return { userId: row.user_id, generation: row.refresh_generation, hash: row.refresh_hash, key: row.refresh_key }
+    },
+
+    async endRefreshFamily (sessionId: Buffer, now: number) {
+      revokeFamily(sessionId, now)
     },
 
     async revokeRefreshTokenFamily (hash: Buffer, now: number) {

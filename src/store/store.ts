@@ -20,7 +20,10 @@ export interface NewUser {
   createdAt: Date
 }
 
-/** A refresh token as stored: only its SHA-256 hash, never the token. Times in epoch ms. */
+/**
+ * A refresh token in the format before migration 0008, as stored: only the SHA-256 hash of its
+ * text. Sessions begun before it rotate their last such token once into the chain below.
+ */
 export interface NewRefreshToken {
   hash: Buffer
   userId: number
@@ -34,7 +37,7 @@ export interface NewSession {
   id: Buffer
   userId: number
   createdAt: number
-  /** Moves with each refresh: the expiry of the family's newest refresh token. */
+  /** Moves with each refresh: the expiry of the session's current refresh token. */
   expiresAt: number
   ip: string | null
   userAgent: string | null
@@ -48,8 +51,11 @@ export interface SessionRecord {
   userAgent: string | null
 }
 
-/** The first refresh token of a new session. */
-export type FirstRefreshToken = Omit<NewRefreshToken, 'userId' | 'familyId'>
+/** The start of a session's refresh-token chain: generation 0's secret hash, and the session's tag key. */
+export interface FirstRefreshToken {
+  hash: Buffer
+  key: Buffer
+}
 
 /** What strict authentication reads in one query: the user, and whether the token's session is live. */
 export interface Authentication {
@@ -57,22 +63,65 @@ export interface Authentication {
   sessionLive: boolean
 }
 
+/** A session's refresh-token chain as stored: see src/accounts/refresh-token.ts. */
+export interface RefreshChain {
+  userId: number
+  generation: number
+  /** SHA-256 of the current token's secret. */
+  hash: Buffer
+  key: Buffer
+}
+
 export type Rotation =
-  /** The old token is retired and its successor stored, in one transaction. */
-  | { outcome: 'rotated', userId: number, tokensNotBefore: number, sessionId: Buffer }
-  /** The token had already been used: its whole family is now revoked. */
-  | { outcome: 'reused', userId: number }
-  /** Unknown, expired or revoked. */
+  /** The session's chain moved on: its current token is now generation `generation`, in one conditional update. */
+  | { outcome: 'rotated', userId: number, tokensNotBefore: number, sessionId: Buffer, generation: number, key: Buffer }
+  /** The session is live, but the token presented is not its current one (an older one, or a forgery). */
+  | { outcome: 'stale', userId: number, generation: number, key: Buffer }
+  /** No such live session. */
   | { outcome: 'invalid' }
 
-/** One rotation, as the stores batch them: the presented token's hash, its successor, and when. */
+/** A token of the format before migration 0008: rotated into its session's chain, or found used (the session is ended). */
+export type LegacyRotation =
+  | Extract<Rotation, { outcome: 'rotated' }>
+  | { outcome: 'reused', userId: number }
+  | { outcome: 'invalid' }
+
+/** One rotation, as the stores batch them: the token presented, its successor's secret hash and expiry, and when. */
 export interface RotationRequest {
+  sessionId: Buffer
+  generation: number
   hash: Buffer
-  next: Omit<NewRefreshToken, 'userId' | 'familyId'>
+  nextHash: Buffer
+  expiresAt: number
   now: number
 }
 
-/** At most this many rotations made in one turn of the event loop commit together. */
+/** A session's row as a rotation reads it back, on both databases. */
+export interface ChainRow {
+  user_id: number
+  refresh_generation: number
+  refresh_hash: Buffer | null
+  refresh_key: Buffer | null
+  ended_at: number | null
+  expires_at: number
+  tokens_not_before: number
+}
+
+/** What a rotation's conditional update did, read from the session's row after it. */
+export function rotationAnswer (request: RotationRequest, row: ChainRow | undefined): Rotation {
+  if (row === undefined || row.refresh_key === null) return { outcome: 'invalid' }
+  const userId = Number(row.user_id)
+  const generation = Number(row.refresh_generation)
+  // The successor's hash is random and this request's own: the row holds it only if this
+  // request's update moved the chain (also when a retry finds its first attempt committed).
+  if (row.refresh_hash !== null && row.refresh_hash.equals(request.nextHash)) {
+    return { outcome: 'rotated', userId, tokensNotBefore: Number(row.tokens_not_before), sessionId: request.sessionId, generation, key: row.refresh_key }
+  }
+  if (row.ended_at !== null || Number(row.expires_at) <= request.now) return { outcome: 'invalid' }
+  return { outcome: 'stale', userId, generation, key: row.refresh_key }
+}
+
+/** At most this many rotations made in one turn of the event loop go to the database together. */
 export const MAX_ROTATION_BATCH = 64
 
 export interface LoginFailures {
@@ -191,18 +240,29 @@ export interface Store {
   /** Deletes up to `limit` sessions whose refresh tokens all expired before `now`; returns how many. */
   pruneSessions (now: number, limit: number): Promise<number>
 
+  /** Stores a token of the format before migration 0008 (for its tests; nothing issues them now). */
   createRefreshToken (token: NewRefreshToken): Promise<void>
   /**
-   * Retires the token with this hash and stores `next` in its family, if and only if the
-   * token is live at `now`; a conditional update decides, so of two concurrent rotations of
+   * Moves the session's chain to `nextHash` if and only if the token is its current one and the
+   * session is live at `now`; a conditional update decides, so of two concurrent rotations of
    * one token exactly one succeeds.
    */
-  rotateRefreshToken (hash: Buffer, next: Omit<NewRefreshToken, 'userId' | 'familyId'>, now: number): Promise<Rotation>
-  /** Revokes the family of the token with this hash and ends its session; false when no such token exists. */
+  rotateRefreshToken (request: RotationRequest): Promise<Rotation>
+  /**
+   * A token of the format before migration 0008: if it is live, it is used and its session's
+   * chain starts at generation 1 with `next` (secret hash and tag key); if it was used already,
+   * its session is ended. One transaction.
+   */
+  rotateLegacyRefreshToken (hash: Buffer, next: FirstRefreshToken & { expiresAt: number }, now: number): Promise<LegacyRotation>
+  /** The session's chain, whether or not the session is live; undefined when there is no such session. */
+  findRefreshChain (sessionId: Buffer): Promise<RefreshChain | undefined>
+  /** Ends the session (its refresh tokens stop working, its access tokens are refused). */
+  endRefreshFamily (sessionId: Buffer, now: number): Promise<void>
+  /** Ends the session of the pre-0008 token with this hash; false when no such token exists. */
   revokeRefreshTokenFamily (hash: Buffer, now: number): Promise<boolean>
-  /** Logout everywhere: refuses access tokens issued before `notBefore`, revokes every refresh token, ends every session. */
+  /** Logout everywhere: refuses access tokens issued before `notBefore`, ends every session and with them every refresh token. */
   endSessions (userId: number, notBefore: number, now: number): Promise<void>
-  /** Deletes up to `limit` refresh tokens that expired before `now`; returns how many. */
+  /** Deletes up to `limit` pre-0008 refresh tokens that expired before `now`; returns how many. */
   pruneRefreshTokens (now: number, limit: number): Promise<number>
 
   /** Records one failed login against each subject (hashed account and address keys). */

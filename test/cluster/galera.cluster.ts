@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { decodeRefreshToken, sha256 } from '../../src/accounts/refresh-token.js'
 import {
   call, cluster, freshDatabase, HAPROXY_PORT, login, LOGIN_LIMIT, logout, me, NODE_PORTS, nodeUrl, ready, refresh,
   schemaOf, signup, sql, startInstance, stopClusterNow, type Answer, type Instance
@@ -46,7 +47,8 @@ t.test('three instances starting at once on an empty cluster make the schema one
   await stopAll()
   const expected = await schemaOf(NODE_PORTS[0], 'auth_alone')
   t.match(expected.at(-1), /migrations: 0001-users, 0002-sessions, 0003-login-failures/)
-  t.ok(expected.some(definition => /PROCEDURE `rotate_refresh_tokens`/.test(definition)), 'the rotation procedure is part of it')
+  t.ok(expected.some(definition => /`refresh_key`/.test(definition)), 'sessions keep their refresh-token chains')
+  t.notOk(expected.some(definition => /PROCEDURE/.test(definition)), 'no procedure: one UPDATE rotates a chain')
 
   for (let round = 1; round <= 3; round++) {
     await freshDatabase('auth')
@@ -80,8 +82,8 @@ t.test('across the nodes, one instance on each', async t => {
   })
 
   t.test('20 concurrent refreshes of one token over three instances: one success, family revoked as for reuse', async t => {
-    // Each round makes nodes abort rotations that lost to another node's, inside the procedure
-    // that runs them: rounds enough that a rotation lost yet reported done would show.
+    // Each round makes nodes abort rotations that lost certification to another node's:
+    // rounds enough that a rotation lost yet reported done would show.
     for (let round = 0; round < 10; round++) {
       const email = `refresh-${unique()}@example.com`
       t.equal((await signup(a, email)).status, 201)
@@ -94,12 +96,12 @@ t.test('across the nodes, one instance on each', async t => {
         Array(19).fill('400 invalid_grant'), `round ${round}: the other 19 are invalid_grant`)
       const successor = ok[0]?.body.refresh_token as string
       const stored = await sql(NODE_PORTS[0], `SET STATEMENT wsrep_sync_wait = 1 FOR
-        SELECT id FROM auth.refresh_tokens WHERE token_hash = UNHEX(SHA2(?, 256))`, [successor])
+        SELECT id FROM auth.sessions WHERE refresh_hash = ?`, [sha256(decodeRefreshToken(successor)!.secret)])
       t.equal(stored.length, 1, `round ${round}: the rotation that answered 200 was committed: its successor is stored`)
       t.equal((await refresh(c, successor)).status, 400, `round ${round}: the winner's successor is revoked with its family`)
       const live = await sql(NODE_PORTS[2], `SET STATEMENT wsrep_sync_wait = 1 FOR
-        SELECT r.id FROM auth.refresh_tokens r JOIN auth.users u ON u.id = r.user_id WHERE u.email = ? AND r.revoked_at IS NULL`, [email])
-      t.same(live, [], `round ${round}: no live token left in the family`)
+        SELECT s.id FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id WHERE u.email = ? AND s.ended_at IS NULL`, [email])
+      t.same(live, [], `round ${round}: the session is ended`)
     }
   })
 
@@ -208,15 +210,13 @@ async function checkData (t: Test, ports: readonly number[], emails: string[], l
     const rows = await sql<Array<{ email: string }>>(port,
       'SET STATEMENT wsrep_sync_wait = 1 FOR SELECT email FROM auth.users WHERE email IN (?)', [emails])
     t.equal(rows.length, emails.length, `${label}: every 201 signup is on node ${port}`)
-    const doubled = await sql(port, `SET STATEMENT wsrep_sync_wait = 1 FOR SELECT family_id, COUNT(*) AS live FROM auth.refresh_tokens
-      WHERE used_at IS NULL AND revoked_at IS NULL GROUP BY family_id HAVING COUNT(*) > 1`)
-    // Should a family have two, its whole history says which rotation or login wrote the second.
-    const families = (doubled as Array<{ family_id: Buffer }>).map(d => d.family_id)
-    const history = families.length === 0
-      ? []
-      : await sql(port, `SELECT r.id, r.user_id, HEX(r.family_id) AS family, r.created_at, r.used_at, r.revoked_at,
-        HEX(LEFT(r.token_hash, 4)) AS hash FROM auth.refresh_tokens r WHERE r.family_id IN (?) ORDER BY r.id`, [families])
-    t.same(doubled, [], `${label}: no family on node ${port} has two live refresh tokens`, { history })
+  }
+  // Each session's chain (generation and current secret's hash) is the same on every node.
+  const chains = await Promise.all(ports.map(port => sql<Array<{ id: string, chain: string }>>(port,
+    `SET STATEMENT wsrep_sync_wait = 1 FOR SELECT HEX(s.id) AS id, CONCAT(s.refresh_generation, ':', HEX(s.refresh_hash), ':', COALESCE(s.ended_at, '')) AS chain
+      FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id WHERE u.email IN (?) ORDER BY s.id`, [emails])))
+  for (const [i, port] of ports.entries()) {
+    t.same(chains[i], chains[0], `${label}: every session's refresh-token chain on node ${port} is the one on node ${ports[0]}`)
   }
 }
 

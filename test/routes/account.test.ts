@@ -258,7 +258,7 @@ eachDialect(t, 'POST /users/me/password', async (t, dialect) => {
     t.equal(res.headers['cache-control'], 'no-store')
     t.equal(res.headers.pragma, 'no-cache')
     const fresh = res.json()
-    t.match(fresh, { access_token: String, token_type: 'Bearer', expires_in: 900, refresh_token: /^[A-Za-z0-9_-]{43}$/ })
+    t.match(fresh, { access_token: String, token_type: 'Bearer', expires_in: 900, refresh_token: /^[A-Za-z0-9_-]{91}$/ })
     t.same(Object.keys(fresh).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type'])
 
     for (const [name, tokens] of [['other', other], ['caller\'s old', caller]] as const) {

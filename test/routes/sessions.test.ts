@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
+import { decodeRefreshToken, encodeRefreshToken, sha256 } from '../../src/accounts/refresh-token.js'
 import { build, createUser, eachDialect, form, freshDatabase, login, testNow } from '../helper.js'
 
 function refresh (app: FastifyInstance, refreshToken: string) {
@@ -27,9 +29,9 @@ eachDialect(t, 'sessions', async (t, dialect) => {
   const app = await build(t, dialect, { now: () => clock })
   await createUser(app)
 
-  t.test('the password grant returns an opaque refresh token of 256 bits', async t => {
+  t.test('the password grant returns an opaque refresh token: its session, its generation, 256 random bits and a tag', async t => {
     const tokens = await login(app)
-    t.match(tokens.refresh_token, /^[A-Za-z0-9_-]{43}$/)
+    t.match(tokens.refresh_token, /^[A-Za-z0-9_-]{91}$/)
     t.not(tokens.refresh_token, (await login(app)).refresh_token)
   })
 
@@ -77,6 +79,50 @@ eachDialect(t, 'sessions', async (t, dialect) => {
     t.same((await refresh(app, '')).json(), { error: 'invalid_request', error_description: 'The refresh_token parameter is missing' })
     const missing = await app.inject({ method: 'POST', url: '/token', ...form({ grant_type: 'refresh_token' }) })
     t.same(missing.json(), { error: 'invalid_request', error_description: 'The refresh_token parameter is missing' })
+  })
+
+  t.test('what the tag and the secret decide: a guess at a session is refused, and ends nothing', async t => {
+    const first = await login(app)
+    const second = (await refresh(app, first.refresh_token!)).json()
+    const third = (await refresh(app, second.refresh_token)).json()
+    const issued = decodeRefreshToken(first.refresh_token!)!
+    const forge = (generation: number, change: (bytes: Buffer) => void = () => {}) => {
+      const bytes = Buffer.from(encodeRefreshToken(issued.sessionId, generation, randomBytes(32), randomBytes(32)), 'base64url')
+      change(bytes)
+      return bytes.toString('base64url')
+    }
+    // Someone who knows the session id (it is the access token's `sid`) but holds no token of it.
+    for (const token of [forge(0), forge(1), forge(2), forge(3), forge(0xffffffff)]) {
+      t.same((await refresh(app, token)).json(), INVALID)
+      t.equal((await revoke(app, { token })).statusCode, 200)
+    }
+    const flipped = Buffer.from(third.refresh_token, 'base64url')
+    flipped[30]! ^= 1
+    t.same((await refresh(app, flipped.toString('base64url'))).json(), INVALID, 'a changed secret')
+    t.equal(await meStatus(app, third.access_token), 200, 'none of them ended the session')
+    const fourth = await refresh(app, third.refresh_token)
+    t.equal(fourth.statusCode, 200, 'the holder of the current token refreshes as before')
+
+    t.test('a token two rotations old is still a reuse: the session ends', async t => {
+      t.same((await refresh(app, second.refresh_token)).json(), INVALID)
+      t.equal(await meStatus(app, fourth.json().access_token), 401)
+      t.same((await refresh(app, fourth.json().refresh_token)).json(), INVALID)
+    })
+  })
+
+  t.test('a token of the format before migration 0008 rotates once into its session\'s chain', async t => {
+    const tokens = await login(app)
+    const sessionId = decodeRefreshToken(tokens.refresh_token!)!.sessionId
+    const legacy = randomBytes(32).toString('base64url')
+    await app.store.createRefreshToken({ hash: sha256(legacy), userId: (await app.store.findUserByEmail('ada@example.com'))!.id, familyId: sessionId, createdAt: clock, expiresAt: clock + 86_400_000 })
+    const rotated = await refresh(app, legacy)
+    t.equal(rotated.statusCode, 200)
+    const next = rotated.json()
+    t.match(next.refresh_token, /^[A-Za-z0-9_-]{91}$/)
+    t.same(decodeRefreshToken(next.refresh_token)!.sessionId, sessionId, 'in the same session')
+    t.equal((await refresh(app, next.refresh_token)).statusCode, 200, 'its successor rotates')
+    t.same((await refresh(app, legacy)).json(), INVALID, 'presented again: a reuse')
+    t.equal(await meStatus(app, next.access_token), 401, 'which ends the session')
   })
 
   t.test('POST /revoke (RFC 7009)', async t => {

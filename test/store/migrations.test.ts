@@ -5,7 +5,7 @@ import { openSqlite } from '../../src/store/sqlite.js'
 import type { SqliteValue } from '../../src/store/sqlite-driver.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains']
 const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'security_events', 'sessions', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
@@ -45,6 +45,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     t.same(await migrator.down(), ['0005-email'])
@@ -73,7 +74,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
     }
-    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation'])
+    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains'])
     t.same(await sessions(), [
       { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
       { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
@@ -92,33 +93,52 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       }
       return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
     }
+    t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     await query('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [8, 'grace@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
     await t.rejects(query('SELECT disabled_at FROM users'), 'no column before 0006')
-    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation'])
+    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains'])
     t.same(await query('SELECT id, disabled_at FROM users'), [{ id: 8, disabled_at: null }])
     await query('UPDATE users SET disabled_at = ? WHERE id = ?', [1_900_000_000_000, 8])
     t.same((await query('SELECT disabled_at FROM users')).map(r => Number(r.disabled_at)), [1_900_000_000_000], 'epoch milliseconds fit')
+    t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     t.same(await query('SELECT id, email FROM users'), [{ id: 8, email: 'grace@example.com' }], 'the account stays')
-    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation'])
+    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains'])
     await query('DELETE FROM users WHERE id = ?', [8])
   })
 
-  if (dialect === 'mysql') {
-    t.test('0007 adds the rotation procedure, and takes it away again', async t => {
-      const pool = (target as { pool: mysql.Pool }).pool
-      const procedures = async () => ((await pool.query(
-        'SELECT routine_name AS name, security_type AS security FROM information_schema.routines WHERE routine_schema = DATABASE()'))[0] as Array<Record<string, string>>)
-      t.same(await procedures(), [{ name: 'rotate_refresh_tokens', security: 'INVOKER' }])
-      t.same(await migrator.down(), ['0007-refresh-rotation'])
-      t.same(await procedures(), [])
-      t.same(await migrator.up(), ['0007-refresh-rotation'])
-      t.same(await procedures(), [{ name: 'rotate_refresh_tokens', security: 'INVOKER' }])
-    })
-  }
+  t.test('0008 keeps refresh-token chains in sessions; down ends the sessions that have one', async t => {
+    const query = async (sql: string, values: unknown[] = []) => {
+      if (dialect === 'mysql') return (await (target as { pool: mysql.Pool }).pool.query(sql, values))[0] as Array<Record<string, unknown>>
+      const statement = (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql)
+      if (!sql.startsWith('SELECT')) {
+        statement.run(...(values as SqliteValue[]))
+        return []
+      }
+      return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
+    }
+    const procedures = async () => dialect === 'sqlite'
+      ? []
+      : (await query('SELECT routine_name AS name FROM information_schema.routines WHERE routine_schema = DATABASE()')).map(r => r.name)
+    t.same(await procedures(), [], 'no rotation procedure: one UPDATE rotates a chain')
+    await query('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [9, 'alan@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
+    const session = (id: number, key: Buffer | null) => query(
+      'INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, refresh_hash, refresh_key) VALUES (?, 9, 1000, 2000, 9000, ?, ?)',
+      [Buffer.alloc(16, id), key === null ? null : Buffer.alloc(32, id), key])
+    await session(1, Buffer.alloc(32, 7))
+    await session(2, null)
+    t.same((await query('SELECT refresh_generation AS g FROM sessions WHERE user_id = 9')).map(r => Number(r.g)), [0, 0], 'chains start at generation 0')
+    t.same(await migrator.down(), ['0008-refresh-chains'])
+    t.same((await query('SELECT id, ended_at FROM sessions WHERE user_id = 9 ORDER BY id')).map(r => r.ended_at === null ? null : Number(r.ended_at)),
+      [2000, null], 'a session with a chain ends (the code before 0008 cannot rotate it); one without stays')
+    if (dialect === 'mysql') t.same(await procedures(), ['rotate_refresh_tokens'], "0007's procedure is back")
+    t.same(await migrator.up(), ['0008-refresh-chains'])
+    t.same(await procedures(), [])
+    await query('DELETE FROM users WHERE id = 9')
+  })
 
   t.test('down reverts one migration at a time', async t => {
     t.same(await migrator.down(), [ALL.at(-1)])

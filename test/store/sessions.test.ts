@@ -12,7 +12,7 @@ eachDialect(t, 'sessions in the store', async (t, dialect) => {
   const start = async (userId: number, at: number, ttl = DAY) => {
     const id = randomBytes(16)
     const hash = randomBytes(32)
-    t.equal(await store.createSession({ id, userId, createdAt: at, expiresAt: at + ttl, ip: '192.0.2.1', userAgent: 'UA' }, { hash, createdAt: at, expiresAt: at + ttl }), true)
+    t.equal(await store.createSession({ id, userId, createdAt: at, expiresAt: at + ttl, ip: '192.0.2.1', userAgent: 'UA' }, { hash, key: randomBytes(32) }), true)
     return { id, hash }
   }
 
@@ -62,24 +62,24 @@ eachDialect(t, 'sessions in the store', async (t, dialect) => {
     t.same((await store.listSessions(bob.id, now + 30)).map(s => s.id), [newer.id, older.id])
     t.same((await store.listSessions(bob.id, now + 30))[0], { id: newer.id, createdAt: now + 10, lastUsedAt: now + 10, ip: '192.0.2.1', userAgent: 'UA' })
 
-    t.test('a refresh moves last_used_at and the expiry; ending a session revokes its refresh tokens', async t => {
-      const rotated = await store.rotateRefreshToken(older.hash, { hash: randomBytes(32), createdAt: now + 40, expiresAt: now + 40 + DAY }, now + 40)
+    t.test('a refresh moves last_used_at and the expiry; ending a session ends its refresh tokens', async t => {
+      const rotated = await store.rotateRefreshToken({ sessionId: older.id, generation: 0, hash: older.hash, nextHash: randomBytes(32), expiresAt: now + 40 + DAY, now: now + 40 })
       t.match(rotated, { outcome: 'rotated', sessionId: older.id })
       t.same((await store.listSessions(bob.id, now + DAY + 30)).map(s => [s.id, s.lastUsedAt]), [[older.id, now + 40]], 'only the refreshed one outlives its first day')
-      t.same(await store.rotateRefreshToken(ended.hash, { hash: randomBytes(32), createdAt: now + 40, expiresAt: now + DAY }, now + 40), { outcome: 'invalid' })
+      t.same(await store.rotateRefreshToken({ sessionId: ended.id, generation: 0, hash: ended.hash, nextHash: randomBytes(32), expiresAt: now + DAY, now: now + 40 }), { outcome: 'invalid' })
     })
   })
 
   t.test('changePassword: only from the hash it was given; ends every session and starts the next', async t => {
     const a = await start(ada.id, now)
     const next = { id: randomBytes(16), userId: ada.id, createdAt: now + 1, expiresAt: now + DAY, ip: null, userAgent: null }
-    const token = { hash: randomBytes(32), createdAt: now + 1, expiresAt: now + DAY }
+    const token = { hash: randomBytes(32), key: randomBytes(32) }
     t.equal(await store.changePassword(ada.id, 'not-the-hash', 'hash-2', next, token, now + 1), false)
     t.match(await store.findAuthentication(ada.id, a.id), { sessionLive: true, user: { passwordHash: 'hash-1' } }, 'nothing changed')
     t.equal(await store.changePassword(ada.id, 'hash-1', 'hash-2', next, token, now + 1), true)
     t.match(await store.findAuthentication(ada.id, a.id), { sessionLive: false, user: { passwordHash: 'hash-2' } })
     t.same((await store.listSessions(ada.id, now + 2)).map(s => s.id), [next.id])
-    t.same(await store.rotateRefreshToken(a.hash, { hash: randomBytes(32), createdAt: now + 2, expiresAt: now + DAY }, now + 2), { outcome: 'invalid' })
+    t.same(await store.rotateRefreshToken({ sessionId: a.id, generation: 0, hash: a.hash, nextHash: randomBytes(32), expiresAt: now + DAY, now: now + 2 }), { outcome: 'invalid' })
   })
 
   t.test('pruneSessions deletes the expired, a bounded number per run', async t => {
@@ -93,6 +93,6 @@ eachDialect(t, 'sessions in the store', async (t, dialect) => {
     const gone = await store.createUser({ email: 'gone@example.com', passwordHash: 'x', createdAt: new Date() })
     t.equal(await store.deleteUser(gone.id), true)
     t.equal(await store.deleteUser(gone.id), false)
-    t.equal(await store.createSession({ id: randomBytes(16), userId: gone.id, createdAt: now, expiresAt: now + DAY, ip: null, userAgent: null }, { hash: randomBytes(32), createdAt: now, expiresAt: now + DAY }), false)
+    t.equal(await store.createSession({ id: randomBytes(16), userId: gone.id, createdAt: now, expiresAt: now + DAY, ip: null, userAgent: null }, { hash: randomBytes(32), key: randomBytes(32) }), false)
   })
 })
