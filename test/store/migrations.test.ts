@@ -27,6 +27,16 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   // On MySQL the migration lock is a row of its own table, which stays.
   const bookkeeping = dialect === 'mysql' ? ['schema_migrations', 'schema_migrations_lock'] : ['schema_migrations']
   const everyTable = [...new Set([...TABLES, ...bookkeeping])].sort()
+  /** A statement on the migrated database: a SELECT's rows, nothing for the others. */
+  const query = async (sql: string, values: unknown[] = []) => {
+    if (dialect === 'mysql') return (await (target as { pool: mysql.Pool }).pool.query(sql, values))[0] as Array<Record<string, unknown>>
+    const statement = (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql)
+    if (!sql.startsWith('SELECT')) {
+      statement.run(...(values as SqliteValue[]))
+      return []
+    }
+    return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
+  }
 
   t.test('up, down and up again', async t => {
     t.same(await migrator.pending(), ALL)
@@ -84,15 +94,6 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0006 adds users.disabled_at, NULL for the accounts that exist, and takes it away again', async t => {
-    const query = async (sql: string, values: unknown[] = []) => {
-      if (dialect === 'mysql') return (await (target as { pool: mysql.Pool }).pool.query(sql, values))[0] as Array<Record<string, unknown>>
-      const statement = (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql)
-      if (!sql.startsWith('SELECT')) {
-        statement.run(...(values as SqliteValue[]))
-        return []
-      }
-      return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
-    }
     t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
@@ -111,15 +112,6 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0008 keeps refresh-token chains in sessions; down ends the sessions that have one', async t => {
-    const query = async (sql: string, values: unknown[] = []) => {
-      if (dialect === 'mysql') return (await (target as { pool: mysql.Pool }).pool.query(sql, values))[0] as Array<Record<string, unknown>>
-      const statement = (target as { db: ReturnType<typeof openSqlite> }).db.prepare(sql)
-      if (!sql.startsWith('SELECT')) {
-        statement.run(...(values as SqliteValue[]))
-        return []
-      }
-      return statement.all(...(values as SqliteValue[])) as Array<Record<string, unknown>>
-    }
     const procedures = async () => dialect === 'sqlite'
       ? []
       : (await query('SELECT routine_name AS name FROM information_schema.routines WHERE routine_schema = DATABASE()')).map(r => r.name)
