@@ -29,44 +29,46 @@ interface RefreshRow extends RowDataPacket {
   tokens_not_before: number
 }
 
-interface ChainRows extends RowDataPacket, ChainRow {
-  id: Buffer
-}
+type ChainRows = RowDataPacket & ChainRow
 
-/** The columns a rotation reads back from a session's row. */
-const CHAIN_COLUMNS = 's.id, s.user_id, s.refresh_generation, s.refresh_hash, s.refresh_key, s.ended_at, s.expires_at, u.tokens_not_before'
+/** The columns of a session's refresh-token chain, with what a rotation answers. */
+const CHAIN_COLUMNS = 's.user_id, s.refresh_generation, s.refresh_hash, s.refresh_key, s.ended_at, s.expires_at, u.tokens_not_before'
 
 /**
- * The batch made as long as the next power of two by repeating its last rotation, which changes
- * nothing (CASE and OR take its first occurrence): each connection then prepares, and keeps, seven
- * forms of the statements rather than one per batch length, each with over a thousand parameters.
+ * The procedure's answer for one rotation: the session's row after it, [user_id,
+ * refresh_generation, refresh_hash (hex), refresh_key (hex), ended_at, expires_at,
+ * tokens_not_before], all null for no such session; MariaDB writes the numbers as strings.
  */
-function padded (batch: RotationRequest[]): RotationRequest[] {
-  const length = 2 ** Math.ceil(Math.log2(batch.length))
-  return length === batch.length ? batch : [...batch, ...Array<RotationRequest>(length - batch.length).fill(batch.at(-1)!)]
-}
+type ChainAnswer = [number | string | null, number | string | null, string | null, string | null, number | string | null, number | string | null, number | string | null]
 
-/**
- * One conditional UPDATE for the rotations of one turn: each moves its session's chain if the
- * token is the current one (session, generation and secret hash all match) and the session is
- * live at the rotation's own `now`. Each new value is chosen by that same match, so a wrong
- * secret sent beside the right one changes nothing; a token sent twice takes the first
- * successor (CASE takes the first match), and the second rotation finds it stale. The
- * generation moves last: MySQL assigns from left to right, and the CASEs read the old one.
- */
-function rotationStatement (batch: RotationRequest[]): { sql: string, values: Values } {
-  const match = 'id = ? AND refresh_generation = ? AND refresh_hash = ?'
-  const key = (r: RotationRequest) => [r.sessionId, r.generation, r.hash]
-  const cases = (value: (r: RotationRequest) => Buffer | number) => ({
-    sql: `CASE ${batch.map(() => `WHEN ${match} THEN ?`).join(' ')} END`,
-    values: batch.flatMap(r => [...key(r), value(r)])
+/** The bytes of one rotation in the procedure's `batch`. */
+const ROTATION_BYTES = 100
+
+/** The procedure's `batch`: per rotation the session, the generation, both hashes, the time and the expiry. */
+function encodeRotations (batch: RotationRequest[]): Buffer {
+  const out = Buffer.alloc(batch.length * ROTATION_BYTES)
+  batch.forEach(({ sessionId, generation, hash, nextHash, now, expiresAt }, i) => {
+    const at = i * ROTATION_BYTES
+    sessionId.copy(out, at)
+    out.writeUInt32BE(generation, at + 16)
+    hash.copy(out, at + 20)
+    nextHash.copy(out, at + 52)
+    out.writeBigInt64BE(BigInt(now), at + 84)
+    out.writeBigInt64BE(BigInt(expiresAt), at + 92)
   })
-  const [usedAt, expires, next] = [cases(r => r.now), cases(r => r.expiresAt), cases(r => r.nextHash)]
+  return out
+}
+
+function chainRow ([user, generation, hash, key, ended, expires, notBefore]: ChainAnswer): ChainRow | undefined {
+  if (user === null) return undefined
   return {
-    sql: `UPDATE sessions SET last_used_at = ${usedAt.sql}, expires_at = ${expires.sql}, refresh_hash = ${next.sql},
-      refresh_generation = refresh_generation + 1
-      WHERE id IN (${batch.map(() => '?').join(', ')}) AND ended_at IS NULL AND (${batch.map(() => `(${match} AND expires_at > ?)`).join(' OR ')})`,
-    values: [...usedAt.values, ...expires.values, ...next.values, ...batch.map(r => r.sessionId), ...batch.flatMap(r => [...key(r), r.now])]
+    user_id: Number(user),
+    refresh_generation: Number(generation),
+    refresh_hash: hash === null ? null : Buffer.from(hash, 'hex'),
+    refresh_key: key === null ? null : Buffer.from(key, 'hex'),
+    ended_at: ended === null ? null : Number(ended),
+    expires_at: Number(expires),
+    tokens_not_before: Number(notBefore)
   }
 }
 
@@ -77,6 +79,8 @@ const USE_LEGACY_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash
 const START_CHAIN = `UPDATE sessions SET refresh_generation = refresh_generation + 1, refresh_hash = ?, refresh_key = ?, last_used_at = ?, expires_at = ?
   WHERE id = ? AND ended_at IS NULL AND expires_at > ?`
 const FIND_CHAIN = `SELECT ${CHAIN_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`
+/** One round trip for a batch of rotations: the procedure of migration 0008. */
+const ROTATE_REFRESH_CHAINS = 'CALL rotate_refresh_chains(?)'
 const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
   SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
 const SPEND_TOKEN = 'UPDATE account_tokens SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?'
@@ -287,24 +291,17 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
   }
 
   /**
-   * The rotations that arrived in one turn: one UPDATE (it commits by itself), then one read of
-   * the sessions' rows on the same connection, whose successor hashes say which rotations this
-   * UPDATE made. On Galera it starts causal, like the transactions; an UPDATE that lost
-   * certification is run again, and one that committed before its connection failed is found
-   * by its successor hashes all the same.
+   * The rotations that arrived in one turn, in one call of the procedure: one round trip and one
+   * commit for all of them. On Galera it starts causal, like the other transactions; a batch
+   * that lost certification is run again whole, and a rotation in it that did commit finds its
+   * successor's hash in its session's row all the same.
    */
   async function rotateBatch (batch: RotationRequest[]): Promise<Rotation[]> {
-    const all = padded(batch)
-    const { sql, values } = rotationStatement(all)
-    const ids = all.map(r => r.sessionId)
-    const rows = await retried(async connection => {
-      await connection.execute(sql, values)
-      const [rows] = await connection.execute<ChainRows[]>(
-        `SELECT ${CHAIN_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id IN (${ids.map(() => '?').join(', ')})`, ids)
-      return rows
+    const answers = await retried(async connection => {
+      const [results] = await connection.execute<Array<RowDataPacket & { answers: string }>[]>(ROTATE_REFRESH_CHAINS, [encodeRotations(batch)])
+      return JSON.parse(results[0]![0]!.answers) as ChainAnswer[]
     }, { causal: true })
-    const byId = new Map(rows.map(row => [row.id.toString('hex'), row]))
-    return batch.map(r => rotationAnswer(r, byId.get(r.sessionId.toString('hex'))))
+    return batch.map((r, i) => rotationAnswer(r, chainRow(answers[i]!)))
   }
   const rotate = perTurn(MAX_ROTATION_BATCH, rotateBatch)
 
