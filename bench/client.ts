@@ -19,7 +19,7 @@ export function passwordGrantBody ({ email, password }: Credentials): string {
 }
 
 export function refreshGrantBody (refreshToken: string): string {
-  return new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken }).toString()
+  return `grant_type=refresh_token&refresh_token=${encodeURIComponent(refreshToken)}`
 }
 
 async function call (url: string, init: RequestInit, expected: number): Promise<unknown> {

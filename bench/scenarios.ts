@@ -118,9 +118,18 @@ function rotatingRefresh (pool: string[]): autocannon.Request[] {
       return { ...request, body: refreshGrantBody(token) }
     },
     onResponse (status, body) {
-      if (status !== 200) return
-      const next = (JSON.parse(body) as { refresh_token?: unknown }).refresh_token
-      current = typeof next === 'string' ? next : undefined
+      // The load generator shares a core with MySQL in this scenario: the token is cut out of
+      // the body rather than the body parsed (the check still reads every body).
+      current = status === 200 ? fieldOf(body, 'refresh_token') : undefined
     }
   }]
+}
+
+/** A string field of a flat JSON object whose values need no unescaping (base64url tokens). */
+function fieldOf (body: string, name: string): string | undefined {
+  const key = `"${name}":"`
+  const start = body.indexOf(key)
+  if (start === -1) return undefined
+  const end = body.indexOf('"', start + key.length)
+  return end === -1 ? undefined : body.slice(start + key.length, end)
 }
