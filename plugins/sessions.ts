@@ -62,10 +62,10 @@ const INVALID_REFRESH_TOKEN = 'The refresh token is invalid, expired or revoked'
 /** The login's answer when the account was deleted while it was checked. */
 const WRONG_CREDENTIALS = 'The username or password is incorrect'
 
-/** Whether `token` is one the session issued: its current token, or an older one (its tag says so). */
-function belongsTo (token: RefreshToken, chain: RefreshChain): 'current' | 'retired' | undefined {
-  if (token.generation === chain.generation) return sha256(token.secret).equals(chain.hash) ? 'current' : undefined
-  return token.generation < chain.generation && isIssued(token, chain.key) ? 'retired' : undefined
+/** Whether the session issued `token`: its current token, or an older one (its tag says so). */
+function issuedBy (chain: RefreshChain, token: RefreshToken): boolean {
+  if (token.generation === chain.generation) return sha256(token.secret).equals(chain.hash)
+  return token.generation < chain.generation && isIssued(token, chain.key)
 }
 
 async function sessionsPlugin (fastify: FastifyInstance) {
@@ -136,7 +136,7 @@ async function sessionsPlugin (fastify: FastifyInstance) {
       const presented = decodeRefreshToken(token)
       if (presented !== undefined) {
         const chain = await store.findRefreshChain(presented.sessionId)
-        if (chain !== undefined && belongsTo(presented, chain) !== undefined) await store.endRefreshFamily(presented.sessionId, now)
+        if (chain !== undefined && issuedBy(chain, presented)) await store.endRefreshFamily(presented.sessionId, now)
         return
       }
       const hash = legacyHash(token)

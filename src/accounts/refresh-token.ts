@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto'
 
 /**
  * A refresh token names its session and its place in the session's chain of rotations
@@ -31,20 +31,27 @@ export function sha256 (value: Buffer | string): Buffer {
   return createHash('sha256').update(value).digest()
 }
 
+/** Random bytes in a slice of Node's shared buffer pool rather than a buffer of their own each. */
+function random (size: number): Buffer {
+  return randomFillSync(Buffer.allocUnsafe(size))
+}
+
+/** The generation as the tag reads it; the whole tag is computed synchronously, so one buffer serves. */
+const generationBytes = Buffer.alloc(GENERATION_BYTES)
+
 function tagOf (key: Buffer, sessionId: Buffer, generation: number, secret: Buffer): Buffer {
-  const generationBytes = Buffer.alloc(GENERATION_BYTES)
   generationBytes.writeUInt32BE(generation)
   return createHmac('sha256', key).update(sessionId).update(generationBytes).update(secret).digest().subarray(0, TAG_BYTES)
 }
 
 /** A fresh secret for the next token of a chain, and the hash the session row keeps of it. */
 export function newSecret (): { secret: Buffer, hash: Buffer } {
-  const secret = randomBytes(SECRET_BYTES)
+  const secret = random(SECRET_BYTES)
   return { secret, hash: sha256(secret) }
 }
 
 export function newRefreshKey (): Buffer {
-  return randomBytes(REFRESH_KEY_BYTES)
+  return random(REFRESH_KEY_BYTES)
 }
 
 export function encodeRefreshToken (sessionId: Buffer, generation: number, secret: Buffer, key: Buffer): string {
