@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { clientInfo } from '../src/accounts/client.js'
-import { decodeRefreshToken, encodeRefreshToken, isIssued, legacyHash, newRefreshKey, newSecret, sha256, type RefreshToken } from '../src/accounts/refresh-token.js'
+import { hashToken } from '../src/accounts/email-tokens.js'
+import { decodeRefreshToken, encodeRefreshToken, isIssued, legacyHash, newRefreshKey, newSecret, type RefreshToken } from '../src/accounts/refresh-token.js'
 import { decodeSessionId, encodeSessionId, newSessionId } from '../src/accounts/session-id.js'
 import { InvalidGrant } from '../src/errors.js'
 import type { TokenResponse } from '../src/schemas/tokens.js'
@@ -64,7 +65,7 @@ const WRONG_CREDENTIALS = 'The username or password is incorrect'
 
 /** Whether the session issued `token`: its current token, or an older one (its tag says so). */
 function issuedBy (chain: RefreshChain, token: RefreshToken): boolean {
-  if (token.generation === chain.generation) return sha256(token.secret).equals(chain.hash)
+  if (token.generation === chain.generation) return hashToken(token.secret).equals(chain.hash)
   return token.generation < chain.generation && isIssued(token, chain.key)
 }
 
@@ -91,9 +92,9 @@ async function sessionsPlugin (fastify: FastifyInstance) {
       return store.rotateLegacyRefreshToken(hash, { hash: nextHash, key: newRefreshKey(), expiresAt }, now)
     }
     const { sessionId, generation } = presented
-    const rotation = await store.rotateRefreshToken({ sessionId, generation, hash: sha256(presented.secret), nextHash, expiresAt, now })
+    const rotation = await store.rotateRefreshToken({ sessionId, generation, hash: hashToken(presented.secret), nextHash, expiresAt, now })
     if (rotation.outcome !== 'stale') return rotation
-    if (generation >= rotation.generation || !isIssued(presented, rotation.key)) return { outcome: 'invalid' }
+    if (!issuedBy(rotation, presented)) return { outcome: 'invalid' }
     await store.endRefreshFamily(sessionId, now)
     return { outcome: 'reused', userId: rotation.userId }
   }

@@ -7,7 +7,8 @@ import type { EmailTokenOutcome, Store, TokenPurpose } from '../store/store.js'
 const TOKEN_BYTES = 32
 const HOUR_MS = 3600_000
 
-export function hashToken (token: string): Buffer {
+/** The SHA-256 that stands for a token in the database (the email tokens here, refresh tokens' secrets too). */
+export function hashToken (token: string | Buffer): Buffer {
   return createHash('sha256').update(token).digest()
 }
 

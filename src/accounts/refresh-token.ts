@@ -1,4 +1,5 @@
-import { createHash, createHmac, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { hashToken } from './email-tokens.js'
 
 /**
  * A refresh token names its session and its place in the session's chain of rotations
@@ -27,10 +28,6 @@ const ENCODED = /^[A-Za-z0-9_-]{91}$/
 /** A token issued before migration 0008: 32 random bytes, kept as the SHA-256 of its text. */
 const LEGACY = /^[A-Za-z0-9_-]{43}$/
 
-export function sha256 (value: Buffer | string): Buffer {
-  return createHash('sha256').update(value).digest()
-}
-
 /** Random bytes in a slice of Node's shared buffer pool rather than a buffer of their own each. */
 function random (size: number): Buffer {
   return randomFillSync(Buffer.allocUnsafe(size))
@@ -47,7 +44,7 @@ function tagOf (key: Buffer, sessionId: Buffer, generation: number, secret: Buff
 /** A fresh secret for the next token of a chain, and the hash the session row keeps of it. */
 export function newSecret (): { secret: Buffer, hash: Buffer } {
   const secret = random(SECRET_BYTES)
-  return { secret, hash: sha256(secret) }
+  return { secret, hash: hashToken(secret) }
 }
 
 export function newRefreshKey (): Buffer {
@@ -84,5 +81,5 @@ export function isIssued (token: RefreshToken, key: Buffer): boolean {
 
 /** The stored hash of a token in the format before migration 0008, or undefined for anything else. */
 export function legacyHash (token: string): Buffer | undefined {
-  return LEGACY.test(token) ? sha256(token) : undefined
+  return LEGACY.test(token) ? hashToken(token) : undefined
 }

@@ -3,7 +3,7 @@ import type { FieldPacket, Pool, PoolConnection, ResultSetHeader, RowDataPacket 
 import { EmailTaken } from '../errors.js'
 import { perTurn } from './turn-batch.js'
 import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRead, type AuthenticationRow } from './authentication-batch.js'
-import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type ChainRow, type FirstRefreshToken, type LegacyRotation, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type RotationRequest, rotationAnswer, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type Authentication, type ClaimedEmail, type EmailTokenOutcome, type EmailTokenRequest, type ChainRow, type FirstRefreshToken, type LegacyRotation, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow as OutboxColumns, type OutgoingEmail, type Rotation, type RotationRequest, refreshChain, rotationAnswer, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 interface UserRow extends RowDataPacket {
   id: number
@@ -448,9 +448,7 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
 
     async findRefreshChain (sessionId: Buffer) {
       const [rows] = await execute<ChainRows[]>(await causal(FIND_CHAIN), [sessionId])
-      const row = rows[0]
-      if (row === undefined || row.refresh_hash === null || row.refresh_key === null) return undefined
-      return { userId: Number(row.user_id), generation: Number(row.refresh_generation), hash: row.refresh_hash, key: row.refresh_key }
+      return refreshChain(rows[0])
     },
 
     async endRefreshFamily (sessionId: Buffer, now: number) {

@@ -4,7 +4,7 @@ import { EmailTaken } from '../errors.js'
 import { answersFrom, authenticationQueries, batchedAuthentication, type AuthenticationRow } from './authentication-batch.js'
 import { perTurn } from './turn-batch.js'
 import { openSqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.js'
-import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type EmailTokenOutcome, type EmailTokenRequest, type ChainRow, type FirstRefreshToken, type LegacyRotation, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type RotationRequest, rotationAnswer, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
+import { MAX_ROTATION_BATCH, OUTBOX_ENTRY_COLUMNS, toClaimedEmail, toOutboxEntry, type EmailTokenOutcome, type EmailTokenRequest, type ChainRow, type FirstRefreshToken, type LegacyRotation, type LoginFailures, type NewRefreshToken, type NewSession, type NewUser, type OutboxEntryRow, type OutboxRow, type OutgoingEmail, type Rotation, type RotationRequest, refreshChain, rotationAnswer, type SecurityEvent, type SessionRecord, type Store, type UserRecord } from './store.js'
 
 export type { SqliteDatabase } from './sqlite-driver.js'
 
@@ -281,9 +281,7 @@ export function createSqliteStore (db: SqliteDatabase): Store {
     },
 
     async findRefreshChain (sessionId: Buffer) {
-      const row = findChain(sessionId)
-      if (row === undefined || row.refresh_hash === null || row.refresh_key === null) return undefined
-      return { userId: row.user_id, generation: row.refresh_generation, hash: row.refresh_hash, key: row.refresh_key }
+      return refreshChain(findChain(sessionId))
     },
 
     async endRefreshFamily (sessionId: Buffer, now: number) {

@@ -75,8 +75,8 @@ export interface RefreshChain {
 export type Rotation =
   /** The session's chain moved on: its current token is now generation `generation`, in one conditional update. */
   | { outcome: 'rotated', userId: number, tokensNotBefore: number, sessionId: Buffer, generation: number, key: Buffer }
-  /** The session is live, but the token presented is not its current one (an older one, or a forgery). */
-  | { outcome: 'stale', userId: number, generation: number, key: Buffer }
+  /** The session is live, but the token presented is not its current one (an older one, or a forgery); its chain as it stands. */
+  | ({ outcome: 'stale' } & RefreshChain)
   /** No such live session. */
   | { outcome: 'invalid' }
 
@@ -107,18 +107,24 @@ export interface ChainRow {
   tokens_not_before: number
 }
 
+/** The session's chain in its row; undefined for no session, or one begun before migration 0008 that has none yet. */
+export function refreshChain (row: ChainRow | undefined): RefreshChain | undefined {
+  if (row === undefined || row.refresh_hash === null || row.refresh_key === null) return undefined
+  return { userId: Number(row.user_id), generation: Number(row.refresh_generation), hash: row.refresh_hash, key: row.refresh_key }
+}
+
 /** What a rotation's conditional update did, read from the session's row after it. */
 export function rotationAnswer (request: RotationRequest, row: ChainRow | undefined): Rotation {
-  if (row === undefined || row.refresh_key === null) return { outcome: 'invalid' }
-  const userId = Number(row.user_id)
-  const generation = Number(row.refresh_generation)
+  const chain = refreshChain(row)
+  if (row === undefined || chain === undefined) return { outcome: 'invalid' }
   // The successor's hash is random and this request's own: the row holds it only if this
   // request's update moved the chain (also when a retry finds its first attempt committed).
-  if (row.refresh_hash !== null && row.refresh_hash.equals(request.nextHash)) {
-    return { outcome: 'rotated', userId, tokensNotBefore: Number(row.tokens_not_before), sessionId: request.sessionId, generation, key: row.refresh_key }
+  if (chain.hash.equals(request.nextHash)) {
+    const { userId, generation, key } = chain
+    return { outcome: 'rotated', userId, tokensNotBefore: Number(row.tokens_not_before), sessionId: request.sessionId, generation, key }
   }
   if (row.ended_at !== null || Number(row.expires_at) <= request.now) return { outcome: 'invalid' }
-  return { outcome: 'stale', userId, generation, key: row.refresh_key }
+  return { outcome: 'stale', ...chain }
 }
 
 /** At most this many rotations made in one turn of the event loop go to the database together. */

@@ -6,7 +6,8 @@
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { decodeRefreshToken, sha256 } from '../../src/accounts/refresh-token.js'
+import { decodeRefreshToken } from '../../src/accounts/refresh-token.js'
+import { hashToken } from '../../src/accounts/email-tokens.js'
 import {
   call, cluster, freshDatabase, HAPROXY_PORT, login, LOGIN_LIMIT, logout, me, NODE_PORTS, nodeUrl, ready, refresh,
   schemaOf, signup, sql, startInstance, stopClusterNow, type Answer, type Instance
@@ -96,7 +97,7 @@ t.test('across the nodes, one instance on each', async t => {
         Array(19).fill('400 invalid_grant'), `round ${round}: the other 19 are invalid_grant`)
       const successor = ok[0]?.body.refresh_token as string
       const stored = await sql(NODE_PORTS[0], `SET STATEMENT wsrep_sync_wait = 1 FOR
-        SELECT id FROM auth.sessions WHERE refresh_hash = ?`, [sha256(decodeRefreshToken(successor)!.secret)])
+        SELECT id FROM auth.sessions WHERE refresh_hash = ?`, [hashToken(decodeRefreshToken(successor)!.secret)])
       t.equal(stored.length, 1, `round ${round}: the rotation that answered 200 was committed: its successor is stored`)
       t.equal((await refresh(c, successor)).status, 400, `round ${round}: the winner's successor is revoked with its family`)
       const live = await sql(NODE_PORTS[2], `SET STATEMENT wsrep_sync_wait = 1 FOR

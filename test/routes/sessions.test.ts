@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { decodeRefreshToken, encodeRefreshToken, sha256 } from '../../src/accounts/refresh-token.js'
+import { decodeRefreshToken, encodeRefreshToken } from '../../src/accounts/refresh-token.js'
+import { hashToken } from '../../src/accounts/email-tokens.js'
 import { build, createUser, eachDialect, form, freshDatabase, login, testNow } from '../helper.js'
 
 function refresh (app: FastifyInstance, refreshToken: string) {
@@ -114,7 +115,7 @@ eachDialect(t, 'sessions', async (t, dialect) => {
     const tokens = await login(app)
     const sessionId = decodeRefreshToken(tokens.refresh_token!)!.sessionId
     const legacy = randomBytes(32).toString('base64url')
-    await app.store.createRefreshToken({ hash: sha256(legacy), userId: (await app.store.findUserByEmail('ada@example.com'))!.id, familyId: sessionId, createdAt: clock, expiresAt: clock + 86_400_000 })
+    await app.store.createRefreshToken({ hash: hashToken(legacy), userId: (await app.store.findUserByEmail('ada@example.com'))!.id, familyId: sessionId, createdAt: clock, expiresAt: clock + 86_400_000 })
     const rotated = await refresh(app, legacy)
     t.equal(rotated.statusCode, 200)
     const next = rotated.json()

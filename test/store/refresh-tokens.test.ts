@@ -32,8 +32,8 @@ eachDialect(t, 'refresh-token chains in the store', async (t, dialect) => {
     t.same(await store.findRefreshChain(s.id), { userId: user.id, generation: 2, hash: third, key: s.key })
 
     t.test('an older token, or a wrong secret, is stale: the session is live and says where its chain is', async t => {
-      t.same(await store.rotateRefreshToken(rotation(s.id, 0, s.hash, now + 3)), { outcome: 'stale', userId: user.id, generation: 2, key: s.key })
-      t.same(await store.rotateRefreshToken(rotation(s.id, 2, hash(), now + 3)), { outcome: 'stale', userId: user.id, generation: 2, key: s.key })
+      t.same(await store.rotateRefreshToken(rotation(s.id, 0, s.hash, now + 3)), { outcome: 'stale', userId: user.id, generation: 2, hash: third, key: s.key })
+      t.same(await store.rotateRefreshToken(rotation(s.id, 2, hash(), now + 3)), { outcome: 'stale', userId: user.id, generation: 2, hash: third, key: s.key })
       t.same(await store.findRefreshChain(s.id), { userId: user.id, generation: 2, hash: third, key: s.key }, 'nothing moved')
       await store.endRefreshFamily(s.id, now + 4)
       t.same(await store.rotateRefreshToken(rotation(s.id, 2, third, now + 5)), { outcome: 'invalid' }, 'an ended session rotates nothing')
