@@ -34,12 +34,8 @@ type ChainRows = RowDataPacket & ChainRow
 /** The columns of a session's refresh-token chain, with what a rotation answers. */
 const CHAIN_COLUMNS = 's.user_id, s.refresh_generation, s.refresh_hash, s.refresh_key, s.ended_at, s.expires_at, u.tokens_not_before'
 
-/**
- * The procedure's answer for one rotation: the session's row after it, [user_id,
- * refresh_generation, refresh_hash (hex), refresh_key (hex), ended_at, expires_at,
- * tokens_not_before], all null for no such session; MariaDB writes the numbers as strings.
- */
-type ChainAnswer = [number | string | null, number | string | null, string | null, string | null, number | string | null, number | string | null, number | string | null]
+/** The procedure's answer: a session's row after the call, with the rotation's place in the batch. */
+type RotatedRows = ChainRows & { i: number }
 
 /** The bytes of one rotation in the procedure's `batch`. */
 const ROTATION_BYTES = 100
@@ -57,19 +53,6 @@ function encodeRotations (batch: RotationRequest[]): Buffer {
     out.writeBigInt64BE(BigInt(expiresAt), at + 92)
   })
   return out
-}
-
-function chainRow ([user, generation, hash, key, ended, expires, notBefore]: ChainAnswer): ChainRow | undefined {
-  if (user === null) return undefined
-  return {
-    user_id: Number(user),
-    refresh_generation: Number(generation),
-    refresh_hash: hash === null ? null : Buffer.from(hash, 'hex'),
-    refresh_key: key === null ? null : Buffer.from(key, 'hex'),
-    ended_at: ended === null ? null : Number(ended),
-    expires_at: Number(expires),
-    tokens_not_before: Number(notBefore)
-  }
 }
 
 const USER_COLUMNS = 'id, email, password_hash, created_at, tokens_not_before, email_verified_at, disabled_at'
@@ -297,11 +280,13 @@ export function createMysqlStore (pool: Pool, { causalReads = true }: MysqlStore
    * successor's hash in its session's row all the same.
    */
   async function rotateBatch (batch: RotationRequest[]): Promise<Rotation[]> {
-    const answers = await retried(async connection => {
-      const [results] = await connection.execute<Array<RowDataPacket & { answers: string }>[]>(ROTATE_REFRESH_CHAINS, [encodeRotations(batch)])
-      return JSON.parse(results[0]![0]!.answers) as ChainAnswer[]
+    const rows = await retried(async connection => {
+      const [results] = await connection.execute<RotatedRows[][]>(ROTATE_REFRESH_CHAINS, [encodeRotations(batch)])
+      return results[0]!
     }, { causal: true })
-    return batch.map((r, i) => rotationAnswer(r, chainRow(answers[i]!)))
+    const byPlace: Array<ChainRow | undefined> = []
+    for (const row of rows) byPlace[Number(row.i)] = row
+    return batch.map((r, i) => rotationAnswer(r, byPlace[i]))
   }
   const rotate = perTurn(MAX_ROTATION_BATCH, rotateBatch)
 

@@ -5,7 +5,7 @@ import { openSqlite } from '../../src/store/sqlite.js'
 import type { SqliteValue } from '../../src/store/sqlite-driver.js'
 import { eachDialect, freshDatabase } from '../helper.js'
 
-const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains']
+const ALL = ['0001-users', '0002-sessions', '0003-login-failures', '0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains', '0009-refresh-chain-rows']
 const TABLES = ['account_tokens', 'login_failures', 'outbox', 'refresh_tokens', 'schema_migrations', 'security_events', 'sessions', 'users']
 
 eachDialect(t, 'migrations', async (t, dialect) => {
@@ -55,6 +55,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0004 turns the refresh-token families that exist into sessions', async t => {
+    t.same(await migrator.down(), ['0009-refresh-chain-rows'])
     t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
@@ -84,7 +85,7 @@ eachDialect(t, 'migrations', async (t, dialect) => {
       await run('INSERT INTO refresh_tokens (token_hash, user_id, family_id, created_at, expires_at, used_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
         [Buffer.alloc(32, n), 7, family, created, expires, used, revokedAt])
     }
-    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains'])
+    t.same(await migrator.up(), ['0004-account-lifecycle', '0005-email', '0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains', '0009-refresh-chain-rows'])
     t.same(await sessions(), [
       { id: live, user_id: 7, created_at: 1000, last_used_at: 2000, expires_at: 10_000, ended_at: null, ip: null, user_agent: null },
       { id: revoked, user_id: 7, created_at: 3000, last_used_at: 3000, expires_at: 11_000, ended_at: 4000, ip: null, user_agent: null }
@@ -94,20 +95,22 @@ eachDialect(t, 'migrations', async (t, dialect) => {
   })
 
   t.test('0006 adds users.disabled_at, NULL for the accounts that exist, and takes it away again', async t => {
+    t.same(await migrator.down(), ['0009-refresh-chain-rows'])
     t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     await query('INSERT INTO users (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)', [8, 'grace@example.com', 'x', dialect === 'sqlite' ? '2026-01-01T00:00:00.000Z' : new Date(0)])
     await t.rejects(query('SELECT disabled_at FROM users'), 'no column before 0006')
-    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains'])
+    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains', '0009-refresh-chain-rows'])
     t.same(await query('SELECT id, disabled_at FROM users'), [{ id: 8, disabled_at: null }])
     await query('UPDATE users SET disabled_at = ? WHERE id = ?', [1_900_000_000_000, 8])
     t.same((await query('SELECT disabled_at FROM users')).map(r => Number(r.disabled_at)), [1_900_000_000_000], 'epoch milliseconds fit')
+    t.same(await migrator.down(), ['0009-refresh-chain-rows'])
     t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same(await migrator.down(), ['0007-refresh-rotation'])
     t.same(await migrator.down(), ['0006-disabled-accounts'])
     t.same(await query('SELECT id, email FROM users'), [{ id: 8, email: 'grace@example.com' }], 'the account stays')
-    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains'])
+    t.same(await migrator.up(), ['0006-disabled-accounts', '0007-refresh-rotation', '0008-refresh-chains', '0009-refresh-chain-rows'])
     await query('DELETE FROM users WHERE id = ?', [8])
   })
 
@@ -123,14 +126,47 @@ eachDialect(t, 'migrations', async (t, dialect) => {
     await session(1, Buffer.alloc(32, 7))
     await session(2, null)
     t.same((await query('SELECT refresh_generation AS g FROM sessions WHERE user_id = 9')).map(r => Number(r.g)), [0, 0], 'chains start at generation 0')
+    t.same(await migrator.down(), ['0009-refresh-chain-rows'])
     t.same(await migrator.down(), ['0008-refresh-chains'])
     t.same((await query('SELECT id, ended_at FROM sessions WHERE user_id = 9 ORDER BY id')).map(r => r.ended_at === null ? null : Number(r.ended_at)),
       [2000, null], 'a session with a chain ends (the code before 0008 cannot rotate it); one without stays')
     if (dialect === 'mysql') t.same(await procedures(), ['rotate_refresh_tokens'], "0007's procedure is back")
-    t.same(await migrator.up(), ['0008-refresh-chains'])
+    t.same(await migrator.up(), ['0008-refresh-chains', '0009-refresh-chain-rows'])
     t.same(await procedures(), dialect === 'mysql' ? ['rotate_refresh_chains'] : [])
     await query('DELETE FROM users WHERE id = 9')
   })
+
+  if (dialect === 'mysql') {
+    t.test("0009's procedure answers with rows, 0008's with a JSON string", async t => {
+      const pool = (target as { pool: mysql.Pool }).pool
+      await query('INSERT INTO users (id, email, password_hash, created_at, tokens_not_before) VALUES (?, ?, ?, ?, ?)', [10, 'edsger@example.com', 'x', new Date(0), 500])
+      const id = Buffer.alloc(16, 10)
+      const hash = (n: number) => Buffer.alloc(32, n)
+      await query('INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, refresh_hash, refresh_key) VALUES (?, 10, 1000, 1000, 9000, ?, ?)', [id, hash(1), hash(9)])
+      // Two rotations: the live one (generation 0, hash 1 to hash 2), then one naming no session.
+      const batch = (from: number, to: number) => {
+        const bytes = Buffer.alloc(200)
+        id.copy(bytes, 0)
+        bytes.writeUInt32BE(from - 1, 16)
+        hash(from).copy(bytes, 20)
+        hash(to).copy(bytes, 52)
+        bytes.writeBigInt64BE(2000n, 84)
+        bytes.writeBigInt64BE(9500n, 92)
+        Buffer.alloc(16, 99).copy(bytes, 100)
+        return bytes
+      }
+      const call = async (bytes: Buffer) => (await pool.execute<mysql.RowDataPacket[][]>('CALL rotate_refresh_chains(?)', [bytes]))[0][0]!
+      t.same((await call(batch(1, 2))).map(r => ({ ...r, expires_at: Number(r.expires_at) })), [
+        { i: 0, user_id: 10, refresh_generation: 1, refresh_hash: hash(2), refresh_key: hash(9), ended_at: null, expires_at: 9500, tokens_not_before: 500 }
+      ], 'a row for the rotation that found its session, moved; none for the session that does not exist')
+      t.same(await migrator.down(), ['0009-refresh-chain-rows'])
+      const [answer] = await call(batch(2, 3))
+      t.same(JSON.parse(answer!.answers as string).map((a: unknown[]) => a.slice(0, 2).map(Number)), [[10, 2], [0, 0]],
+        "0008's procedure is back: one JSON string, nulls for the missing session")
+      t.same(await migrator.up(), ['0009-refresh-chain-rows'])
+      await query('DELETE FROM users WHERE id = 10')
+    })
+  }
 
   t.test('down reverts one migration at a time', async t => {
     t.same(await migrator.down(), [ALL.at(-1)])
