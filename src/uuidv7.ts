@@ -1,11 +1,11 @@
-import { randomFillSync } from 'node:crypto'
+import { random } from './random.js'
 
 /**
  * A time-ordered UUID (RFC 9562 §5.7). Access tokens use it as `jti`, and its millisecond
  * timestamp tells when the token was issued more precisely than `iat` can.
  */
 export function uuidv7 (now: number): string {
-  const bytes = randomFillSync(Buffer.alloc(16))
+  const bytes = random(16)
   bytes.writeUIntBE(now, 0, 6)
   bytes[6] = 0x70 | (bytes[6]! & 0x0f)
   bytes[8] = 0x80 | (bytes[8]! & 0x3f)

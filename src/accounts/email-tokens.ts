@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { random } from '../random.js'
 import type { Config } from '../config.js'
 import { emailVerificationEmail, linkFor, passwordResetEmail } from '../mail/templates.js'
 import type { EmailTokenOutcome, Store, TokenPurpose } from '../store/store.js'
@@ -30,7 +31,7 @@ export function emailTokens ({ store, config, now, wake }: EmailTokensDeps) {
     const { url, ttl } = purpose === 'password_reset' ? config.passwordReset : config.emailVerification
     // The token, its hash and the message are made whether or not the account exists: the
     // answer must take the same time either way.
-    const token = randomBytes(TOKEN_BYTES).toString('base64url')
+    const token = random(TOKEN_BYTES).toString('base64url')
     const link = linkFor(url, token)
     const at = now()
     const expiresAt = at + ttl * 1000

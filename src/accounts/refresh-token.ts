@@ -1,4 +1,5 @@
-import { createHmac, randomFillSync, timingSafeEqual } from 'node:crypto'
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { random } from '../random.js'
 import { hashToken } from './email-tokens.js'
 
 /**
@@ -27,11 +28,6 @@ const TOKEN_BYTES = SESSION_BYTES + GENERATION_BYTES + SECRET_BYTES + TAG_BYTES
 const ENCODED = /^[A-Za-z0-9_-]{91}$/
 /** A token issued before migration 0008: 32 random bytes, kept as the SHA-256 of its text. */
 const LEGACY = /^[A-Za-z0-9_-]{43}$/
-
-/** Random bytes in a slice of Node's shared buffer pool rather than a buffer of their own each. */
-function random (size: number): Buffer {
-  return randomFillSync(Buffer.allocUnsafe(size))
-}
 
 /** The generation as the tag reads it; the whole tag is computed synchronously, so one buffer serves. */
 const generationBytes = Buffer.alloc(GENERATION_BYTES)

@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto'
+import { random } from '../random.js'
 
 const SESSION_ID_BYTES = 16
 const ENCODED = /^[A-Za-z0-9_-]{22}$/
 
 /** A new session id: 128 random bits, which is also the refresh-token family id. */
 export function newSessionId (): Buffer {
-  return randomBytes(SESSION_ID_BYTES)
+  return random(SESSION_ID_BYTES)
 }
 
 /** The opaque string clients see (the `sid` claim, the `id` of GET /users/me/sessions). */
