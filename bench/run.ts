@@ -26,6 +26,12 @@ const CEILING_SCENARIOS: ScenarioName[] = ['status_out', 'status_in', 'me']
 const CEILINGS = [['fixed', 'ceiling (a)'], ['jwt', 'ceiling (b)']] as const
 /** The scenarios `--metrics` also runs on a server with METRICS_PORT set. */
 const METRICS_SCENARIOS: ScenarioName[] = ['me']
+/**
+ * The scenarios read against other scenarios on the service: each runs in rounds alternating with
+ * those (as the read scenarios alternate with their ceilings), which are reported again as
+ * `<name>, beside <scenario>`, so a ratio compares two measurements of the same minutes.
+ */
+const BESIDE: Partial<Record<ScenarioName, LoadName[]>> = { refresh: ['me'], flood: ['me', 'token'] }
 /** The scenarios read against the raw argon2 rate. */
 const ARGON2_BOUND: ScenarioName[] = ['token', 'signup', 'flood']
 
@@ -332,20 +338,22 @@ async function main (): Promise<number> {
         if (scenario === 'flood') {
           const f = await fixture(baseUrl)
           return await measure(server, 'service', () => [
-            { name: 'flood: me', load: buildLoad('me', f, options.connections, options.duration) },
-            { name: 'flood: token', load: buildLoad('token', f, options.argon2Connections, options.duration) }
+            { name: 'flood: me', load: buildLoad('me', f, options.connections, duration) },
+            { name: 'flood: token', load: buildLoad('token', f, options.argon2Connections, duration) }
           ], options, false, database.pid)
         }
         if (scenario === 'refresh') {
           if ((await sessions.current())[0]?.refresh_token === undefined) {
             return [skippedRow(scenario, 'service', options.connections, 'server issued no refresh_token')]
           }
-          // One family per connection, and spares for connections whose chain breaks.
+          // One family per connection, and spares for connections whose chain breaks. Each run
+          // (each round) starts from families of its own: a run's end cuts every chain whose
+          // request was in flight, and presenting its token again would be a reuse.
           const pool = await sessions.refreshTokens(options.connections + Math.max(4, Math.ceil(options.connections / 4)))
           const f = await fixture(baseUrl, pool)
           // No warm-up: it would spend the pool's tokens.
           return await measure(server, 'service', () => [
-            { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
+            { name: scenario, load: buildLoad(scenario, f, options.connections, duration) }
           ], options, false, database.pid)
         }
         const f = await fixture(baseUrl)
@@ -400,6 +408,25 @@ async function main (): Promise<number> {
     for (const scenario of options.scenarios) {
       // The hashing limit is measured just before the scenarios read against it, for the same reason.
       if (argon2 === undefined && ARGON2_BOUND.includes(scenario)) argon2 = await argon2Rates(config, cpus, options, tmp)
+      const beside = BESIDE[scenario]
+      if (beside !== undefined) {
+        // The scenario and the ones it is read against in turn, round after round.
+        const duration = options.duration / options.rounds
+        const ownRounds: Row[][] = []
+        const besideRounds: Row[][][] = beside.map(() => [])
+        for (let round = 0; round < options.rounds; round++) {
+          ownRounds.push(await onService(scenario, duration, round === 0))
+          for (const [i, other] of beside.entries()) {
+            const rows = await onService(other, duration, round === 0)
+            besideRounds[i]!.push(rows.map(r => ({ ...r, scenario: `${other}, beside ${scenario}` })))
+          }
+        }
+        for (const rows of [mergeEach(ownRounds), ...besideRounds.map(mergeEach)]) {
+          describe(rows)
+          serviceRows.push(...rows)
+        }
+        continue
+      }
       if (!ceilingScenarios.includes(scenario)) {
         const rows = await onService(scenario)
         describe(rows)
