@@ -178,8 +178,8 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     token: [argon2Reference, 'argon2', 'of argon2'],
     signup: [argon2Reference, 'argon2', 'of argon2'],
     refresh: ['me, beside refresh', 'service', 'of me beside it'],
-    'flood: me': ['me', 'service', 'of me solo'],
-    'flood: token': ['token', 'service', 'of token solo']
+    'flood: me': ['me, beside flood', 'service', 'of me solo'],
+    'flood: token': ['token, beside flood', 'service', 'of token solo']
   }
   for (const row of rows) {
     if (row.target === 'service, metrics on' && row.reqPerSec !== undefined) {

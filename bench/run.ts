@@ -27,13 +27,15 @@ const CEILINGS = [['fixed', 'ceiling (a)'], ['jwt', 'ceiling (b)']] as const
 /** The scenarios `--metrics` also runs on a server with METRICS_PORT set. */
 const METRICS_SCENARIOS: ScenarioName[] = ['me']
 /**
- * The scenarios read against other scenarios on the service: each runs in rounds alternating with
- * those (as the read scenarios alternate with their ceilings), which are reported again as
- * `<name>, beside <scenario>`, so a ratio compares two measurements of the same minutes. Not
- * `flood`: its logins take 400-800 ms each under the flood, and a 2 s round would end with
- * most of them in flight, their hashing lost to the count and carried into the next round.
+ * The scenarios read against other scenarios on the service, which run again beside them and are
+ * reported as `<name>, beside <scenario>`, so that a ratio compares measurements of the same
+ * minutes. `refresh` alternates with `me` in rounds, as the read scenarios with their ceilings.
+ * `flood` runs whole, between two halves of each of the others (before it and after it, in
+ * mirror order): its logins take 400-800 ms each, and in 2 s rounds most would end a round in
+ * flight, their hashing lost to the count and carried into the next round.
  */
-const BESIDE: Partial<Record<ScenarioName, LoadName[]>> = { refresh: ['me'] }
+const BESIDE: Partial<Record<ScenarioName, LoadName[]>> = { refresh: ['me'], flood: ['me', 'token'] }
+const BRACKETED: ScenarioName[] = ['flood']
 /** The scenarios read against the raw argon2 rate. */
 const ARGON2_BOUND: ScenarioName[] = ['token', 'signup', 'flood']
 
@@ -413,14 +415,22 @@ async function main (): Promise<number> {
       const beside = BESIDE[scenario]
       if (beside !== undefined) {
         // The scenario and the ones it is read against in turn, round after round.
-        const duration = options.duration / options.rounds
         const ownRounds: Row[][] = []
         const besideRounds: Row[][][] = beside.map(() => [])
-        for (let round = 0; round < options.rounds; round++) {
-          ownRounds.push(await onService(scenario, duration, round === 0))
-          for (const [i, other] of beside.entries()) {
-            const rows = await onService(other, duration, round === 0)
-            besideRounds[i]!.push(rows.map(r => ({ ...r, scenario: `${other}, beside ${scenario}` })))
+        const runBeside = async (i: number, duration: number, warmup: boolean) => {
+          const other = beside[i]!
+          const rows = await onService(other, duration, warmup)
+          besideRounds[i]!.push(rows.map(r => ({ ...r, scenario: `${other}, beside ${scenario}` })))
+        }
+        if (BRACKETED.includes(scenario)) {
+          for (const i of beside.keys()) await runBeside(i, options.duration / 2, true)
+          ownRounds.push(await onService(scenario))
+          for (const i of [...beside.keys()].reverse()) await runBeside(i, options.duration / 2, false)
+        } else {
+          const duration = options.duration / options.rounds
+          for (let round = 0; round < options.rounds; round++) {
+            ownRounds.push(await onService(scenario, duration, round === 0))
+            for (const i of beside.keys()) await runBeside(i, duration, round === 0)
           }
         }
         for (const rows of [mergeEach(ownRounds), ...besideRounds.map(mergeEach)]) {
