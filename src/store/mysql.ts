@@ -62,7 +62,7 @@ const USE_LEGACY_TOKEN = 'UPDATE refresh_tokens SET used_at = ? WHERE token_hash
 const START_CHAIN = `UPDATE sessions SET refresh_generation = refresh_generation + 1, refresh_hash = ?, refresh_key = ?, last_used_at = ?, expires_at = ?
   WHERE id = ? AND ended_at IS NULL AND expires_at > ?`
 const FIND_CHAIN = `SELECT ${CHAIN_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`
-/** One round trip for a batch of rotations: the procedure of migration 0008. */
+/** One round trip for a batch of rotations: the procedure of migration 0009, which answers one row per session found. */
 const ROTATE_REFRESH_CHAINS = 'CALL rotate_refresh_chains(?)'
 const INSERT_EMAIL = `INSERT INTO outbox (user_id, recipient, subject, text_body, html_body, link, created_at, expires_at, next_attempt_at)
   SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE ? IS NULL OR EXISTS (SELECT 1 FROM users WHERE id = ?)`
