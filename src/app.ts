@@ -1,6 +1,6 @@
 import type { Server } from 'node:http'
 import type { Writable } from 'node:stream'
-import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import configPlugin from '../plugins/config.js'
@@ -23,7 +23,7 @@ import requestIdPlugin, { requestId } from '../plugins/request-id.js'
 import schemasPlugin from '../plugins/schemas.js'
 import swaggerPlugin from '../plugins/swagger.js'
 import drainPlugin from '../plugins/drain.js'
-import { requestLogger } from './request-logger.js'
+import { createLogger, requestLoggers } from './logger.js'
 import usersRoutes from '../routes/users.js'
 import accountRoutes from '../routes/account.js'
 import sessionsRoutes from '../routes/sessions.js'
@@ -48,21 +48,15 @@ export interface AppOptions {
   logStream?: Writable
 }
 
-/** The Fastify server options, shared by the server and the tests. */
-export function serverOptions (config: Config, logStream?: Writable): FastifyHttpOptions<Server> {
+/**
+ * The Fastify server options, shared by the server and the tests. Fastify gets no logger of its
+ * own: `logger` (src/logger.ts) reaches it through childLoggerFactory and buildApp.
+ */
+export function serverOptions (config: Config, logger?: FastifyBaseLogger): FastifyHttpOptions<Server> {
   return {
-    logger: config.logLevel === 'silent'
-      ? false
-      : {
-          level: config.logLevel,
-          ...(logStream === undefined ? {} : { stream: logStream }),
-          redact: {
-            paths: ['req.headers.authorization', 'req.headers.cookie', '*.password', '*.access_token', '*.refresh_token', '*.token'],
-            censor: '[redacted]'
-          }
-        },
+    logger: false,
     genReqId: requestId,
-    ...(config.logLevel === 'silent' ? {} : { childLoggerFactory: requestLogger }),
+    ...(logger === undefined ? {} : { childLoggerFactory: requestLoggers(logger) }),
     // One access-log line per request is written at debug (plugins/request-id.ts): at info a
     // busy instance would spend a good part of its time logging routine 200s.
     logController: new LogController({ disableRequestLogging: true }),
@@ -129,7 +123,9 @@ export default fp(app, { name: 'app' })
 
 /** Builds the whole service the same way for the server and for the tests. */
 export async function buildApp (opts: AppOptions): Promise<FastifyInstance> {
-  const fastify = Fastify(serverOptions(opts.config, opts.logStream)).withTypeProvider<TypeBoxTypeProvider>()
+  const logger = createLogger(opts.config, opts.logStream)
+  const fastify = Fastify(serverOptions(opts.config, logger)).withTypeProvider<TypeBoxTypeProvider>()
+  if (logger !== undefined) fastify.log = logger
   await fastify.register(fp(app), opts)
   return fastify
 }
