@@ -9,7 +9,7 @@ import type { Config } from './config.js'
  *
  * The service makes it rather than have Fastify make it from options: Fastify that has a logger
  * puts two listeners on every response, for a "request completed" line the service turns off
- * (plugins/request-id.ts writes its own at debug), which was about 6% of an anonymous request.
+ * (plugins/request-id.ts writes its own at debug), which was about 4% of an anonymous request.
  * So Fastify is told there is none, and given this one as `fastify.log` and through
  * `childLoggerFactory` (see buildApp): every log call reaches it as before.
  */

@@ -10,7 +10,7 @@ let next = BATCH
 /**
  * A random UUID (RFC 9562 §5.4), as crypto.randomUUID makes, cut from a string of BATCH made
  * at once. randomUUID builds each id from 16 two-character pieces, and every response gets an
- * id (X-Request-Id): at full load that was about a tenth of an anonymous request's time.
+ * id (X-Request-Id): at full load that was about 4% of an anonymous request's time.
  */
 export function uuidv4 (): string {
   if (next === BATCH) {
@@ -34,6 +34,5 @@ function format (bytes: Buffer): string {
     text[at++] = HEX[byte >> 4]!
     text[at++] = HEX[byte & 0x0f]!
   }
-  bytes.fill(0)
   return text.toString('latin1')
 }
