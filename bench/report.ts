@@ -39,6 +39,11 @@ export interface Row {
   ratio?: { value: number, of: string }
   /** p99 latency ÷ that of the row the ratio is against (read scenarios against their ceiling). */
   p99Ratio?: number
+  /**
+   * The ceiling's µs/req ÷ the service's: the same ratio in server CPU per response, which the
+   * load generator's share of the machine does not move (see cpuMicrosPerRequest).
+   */
+  cpuRatio?: number
 }
 
 /** A row from one autocannon run, with its verdict: every response had the expected status and body. */
@@ -192,8 +197,19 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     if (reference === undefined) continue
     const base = find(reference[0], reference[1])
     if (base?.reqPerSec) row.ratio = { value: row.reqPerSec / base.reqPerSec, of: reference[2] }
-    if (base?.target.startsWith('ceiling') && base.p99Ms && row.p99Ms !== undefined) row.p99Ratio = row.p99Ms / base.p99Ms
+    if (!base?.target.startsWith('ceiling')) continue
+    if (base.p99Ms && row.p99Ms !== undefined) row.p99Ratio = row.p99Ms / base.p99Ms
+    if (base.cpuMicrosPerRequest && row.cpuMicrosPerRequest) row.cpuRatio = base.cpuMicrosPerRequest / row.cpuMicrosPerRequest
   }
+}
+
+/** "82% of (a), 88% in µs/req, p99 1.14×": req/s first, as the targets read. */
+function ratioCell ({ ratio, cpuRatio, p99Ratio }: Row): string {
+  return [
+    `${num(ratio!.value * 100)}% ${ratio!.of}`,
+    ...(cpuRatio === undefined ? [] : [`${num(cpuRatio * 100)}% in µs/req`]),
+    ...(p99Ratio === undefined ? [] : [`p99 ${num(p99Ratio, 2)}×`])
+  ].join(', ')
 }
 
 const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'db µs/req', 'CPU server / load', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
@@ -225,7 +241,7 @@ export function markdownTable (rows: Row[]): string {
     r.check,
     num(r.peakRssMiB, 1),
     ms(r.loop?.p99Ms),
-    r.ratio === undefined ? '–' : `${num(r.ratio.value * 100)}% ${r.ratio.of}${r.p99Ratio === undefined ? '' : `, p99 ${num(r.p99Ratio, 2)}×`}`
+    r.ratio === undefined ? '–' : ratioCell(r)
   ])
   const escape = (cell: string) => cell.replaceAll('|', '\\|')
   return [
