@@ -204,9 +204,9 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
 }
 
 /** "82% of (a), 88% in µs/req, p99 1.14×": req/s first, as the targets read. */
-function ratioCell ({ ratio, cpuRatio, p99Ratio }: Row): string {
+function ratioCell (ratio: NonNullable<Row['ratio']>, { cpuRatio, p99Ratio }: Row): string {
   return [
-    `${num(ratio!.value * 100)}% ${ratio!.of}`,
+    `${num(ratio.value * 100)}% ${ratio.of}`,
     ...(cpuRatio === undefined ? [] : [`${num(cpuRatio * 100)}% in µs/req`]),
     ...(p99Ratio === undefined ? [] : [`p99 ${num(p99Ratio, 2)}×`])
   ].join(', ')
@@ -241,7 +241,7 @@ export function markdownTable (rows: Row[]): string {
     r.check,
     num(r.peakRssMiB, 1),
     ms(r.loop?.p99Ms),
-    r.ratio === undefined ? '–' : ratioCell(r)
+    r.ratio === undefined ? '–' : ratioCell(r.ratio, r)
   ])
   const escape = (cell: string) => cell.replaceAll('|', '\\|')
   return [
