@@ -170,7 +170,8 @@ export function skippedRow (scenario: string, target: Target, connections: numbe
  * The ratios the issue reads the service by: me and status_in against ceiling (b), status_out
  * against ceiling (a), me_bad against me, token and signup against the raw argon2 rate with as
  * many hashes in flight as the thread pool runs, on the CPUs the server had, flood against solo,
- * and a scenario with metrics on against the same scenario with them off.
+ * a scenario with metrics on against the same scenario with them off, and status_out on
+ * ceiling (b) against (a), an A/A pair.
  */
 export function addRatios (rows: Row[], argon2Reference: string): void {
   const find = (scenario: string, target: Target) =>
@@ -187,20 +188,26 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     'flood: token': ['token, beside flood', 'service', 'of token solo']
   }
   for (const row of rows) {
-    if (row.target === 'service, metrics on' && row.reqPerSec !== undefined) {
-      const off = find(row.scenario, 'service')
-      if (off?.reqPerSec) row.ratio = { value: row.reqPerSec / off.reqPerSec, of: 'metrics off' }
-      continue
+    if (row.target === 'service, metrics on') {
+      compare(row, find(row.scenario, 'service'), 'metrics off')
+    } else if (row.target === 'ceiling (b)' && row.scenario === 'status_out') {
+      // Without a token ceiling (b) runs exactly what (a) runs: two identical servers, whose
+      // ratio is how far apart this run measures the same thing.
+      compare(row, find('status_out', 'ceiling (a)'), 'of (a), the same code')
+    } else if (row.target === 'service') {
+      const reference = against[row.scenario]
+      if (reference !== undefined) compare(row, find(reference[0], reference[1]), reference[2])
     }
-    if (row.target !== 'service' || row.reqPerSec === undefined) continue
-    const reference = against[row.scenario]
-    if (reference === undefined) continue
-    const base = find(reference[0], reference[1])
-    if (base?.reqPerSec) row.ratio = { value: row.reqPerSec / base.reqPerSec, of: reference[2] }
-    if (!base?.target.startsWith('ceiling')) continue
-    if (base.p99Ms && row.p99Ms !== undefined) row.p99Ratio = row.p99Ms / base.p99Ms
-    if (base.cpuMicrosPerRequest && row.cpuMicrosPerRequest) row.cpuRatio = base.cpuMicrosPerRequest / row.cpuMicrosPerRequest
   }
+}
+
+/** Sets `row`'s ratio to `base`, and against a ceiling its µs/req and p99 ratios as well. */
+function compare (row: Row, base: Row | undefined, of: string): void {
+  if (row.reqPerSec === undefined || !base?.reqPerSec) return
+  row.ratio = { value: row.reqPerSec / base.reqPerSec, of }
+  if (!base.target.startsWith('ceiling')) return
+  if (base.p99Ms && row.p99Ms !== undefined) row.p99Ratio = row.p99Ms / base.p99Ms
+  if (base.cpuMicrosPerRequest && row.cpuMicrosPerRequest) row.cpuRatio = base.cpuMicrosPerRequest / row.cpuMicrosPerRequest
 }
 
 /** "82% of (a), 88% in µs/req, p99 1.14×": req/s first, as the targets read. */
