@@ -16,7 +16,7 @@ interface Waiting<I, O> {
  * one to end and then go together, so under load the batches grow instead of the runs.
  */
 export function perTurn<I, O> (max: number, run: (batch: I[]) => Promise<O[]>, inFlight = Infinity): (item: I) => Promise<O> {
-  let waiting: Array<Waiting<I, O>> = []
+  const waiting: Array<Waiting<I, O>> = []
   let running = 0
   let scheduled = false
 
@@ -33,15 +33,7 @@ export function perTurn<I, O> (max: number, run: (batch: I[]) => Promise<O[]>, i
   }
   function runWaiting () {
     scheduled = false
-    while (waiting.length > 0 && running < inFlight) {
-      if (waiting.length <= max) {
-        const part = waiting
-        waiting = []
-        start(part)
-      } else {
-        start(waiting.splice(0, max))
-      }
-    }
+    while (waiting.length > 0 && running < inFlight) start(waiting.splice(0, max))
   }
   return function call (item: I): Promise<O> {
     return new Promise((resolve, reject) => {
