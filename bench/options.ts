@@ -28,6 +28,8 @@ export interface BenchOptions {
    * middle of a scenario moves both sides of the ratio alike.
    */
   rounds: number
+  /** Every scenario on autocannon, even where wrk is installed (which then runs the read scenarios). */
+  autocannonOnly: boolean
 }
 
 const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306'
@@ -43,6 +45,7 @@ export const USAGE = `npm run bench -- [options]
   --mysql                 run on MySQL: MYSQL_URL, or ${DEFAULT_MYSQL_URL} (a throwaway database is created and dropped)
   --metrics               also run me on a second server with METRICS_PORT set (metrics on vs off)
   --rounds N              read scenarios with a ceiling: N alternating rounds of service and ceilings (default 5, smoke 1)
+  --autocannon            the read scenarios on autocannon too, even where wrk is installed
   --smoke                 1 s per scenario with few connections: checks the harness, measures nothing
   --skip-build            use the existing dist/ instead of running npm run build
   --help`
@@ -70,6 +73,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
         metrics: { type: 'boolean', default: false },
         rounds: { type: 'string' },
         'skip-build': { type: 'boolean', default: false },
+        autocannon: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
       }
     }))
@@ -96,7 +100,8 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
     smoke,
     build: !values['skip-build'],
     metrics: values.metrics,
-    rounds: positive('--rounds', values.rounds, smoke ? 1 : 5)
+    rounds: positive('--rounds', values.rounds, smoke ? 1 : 5),
+    autocannonOnly: values.autocannon
   }
 }
 

@@ -33,8 +33,10 @@ export interface Row {
   dbMicrosPerRequest?: number
   /** The share of one core the measured process used over the run (its CPU time ÷ wall time). */
   serverCpu?: number
-  /** The same for the load generator (this process, autocannon in it): near 1 it, not the server, is the limit. */
+  /** The same for the load generator (this process with autocannon in it, or wrk): near 1 it, not the server, is the limit. */
   loadCpu?: number
+  /** What sent the requests: autocannon, or wrk for the read scenarios when it is installed (bench/wrk.ts). */
+  driver?: 'autocannon' | 'wrk'
   loop?: LoopDelay
   ratio?: { value: number, of: string }
   /** p99 latency ÷ that of the row the ratio is against (read scenarios against their ceiling). */
@@ -83,7 +85,7 @@ const responsesOf = (r: Row) => Object.values(r.statusCodes ?? {}).reduce((a, b)
 
 /**
  * One row from the rounds of one scenario on one target: rates and CPU figures over the whole
- * time, counts summed, latencies the median of the rounds' (autocannon keeps no histogram to
+ * time, counts summed, latencies the median of the rounds' (neither load generator keeps a histogram to
  * merge), peaks and the event loop's p99 the highest. A failed or skipped round makes the row that round's.
  */
 export function mergeRounds (rounds: Row[]): Row {
@@ -245,7 +247,7 @@ export function markdownTable (rows: Row[]): string {
     ms(r.p99Ms),
     num(r.non2xx),
     num(r.errors),
-    r.check,
+    r.driver === 'wrk' ? `${r.check}, wrk` : r.check,
     num(r.peakRssMiB, 1),
     ms(r.loop?.p99Ms),
     r.ratio === undefined ? '–' : ratioCell(r.ratio, r)

@@ -1,5 +1,5 @@
-// `npm run bench`: the service under autocannon, read against a bare Fastify ceiling and the raw
-// argon2 rate measured in the same run. See bench/README.md.
+// `npm run bench`: the service under load (wrk for the read scenarios where it is installed, autocannon
+// otherwise and for the rest), read against a bare Fastify ceiling and the raw argon2 rate measured in the same run. See bench/README.md.
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -15,6 +15,7 @@ import { parseOptions, UsageError, USAGE, type BenchOptions, type ScenarioName }
 import { Child, chooseCpus, cpuSecondsOf, freePort, nodeArgsFor, ROOT, samplePeakRss, type Cpus } from './processes.js'
 import { addRatios, argon2Row, failedRow, loadRow, markdownTable, mergeRounds, skippedRow, type Row, type Target } from './report.js'
 import { buildLoad, type Fixture, type Load, type LoadName } from './scenarios.js'
+import { hasWrk, runWrk } from './wrk.js'
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
@@ -63,25 +64,39 @@ class Cleanup {
 
 interface Named { name: string, load: Load }
 
+/** Where wrk runs the read scenarios (bench/wrk.ts): its scripts' folder; undefined for autocannon only. */
+type WrkDir = string | undefined
+
 /**
  * One measured run (several autocannon instances at once for flood) against `target`; with
- * `databasePid`, that process's CPU time per response too.
+ * `databasePid`, that process's CPU time per response too. A single load that has a plain form
+ * runs on wrk when `wrkDir` is set.
  */
-async function measure (child: Child, target: Target, make: () => Named[], options: BenchOptions, warmup: boolean, databasePid?: number): Promise<Row[]> {
+async function measure (child: Child, target: Target, make: () => Named[], options: BenchOptions, warmup: boolean, databasePid?: number, wrkDir?: WrkDir): Promise<Row[]> {
+  const onWrk = (loads: Named[]) => wrkDir !== undefined && loads.length === 1 && loads[0]!.load.plain !== undefined
+  const wrk = ({ load }: Named, duration: number) =>
+    runWrk(load.options.url, load.plain!, load.options.connections ?? options.connections, duration, Number(load.options.timeout ?? 10), load.expect, wrkDir!)
   if (warmup && options.warmup > 0) {
-    await Promise.all(make().map(({ load }) => autocannon({ ...load.options, duration: options.warmup })))
+    const warm = make()
+    if (onWrk(warm)) await wrk(warm[0]!, options.warmup)
+    else await Promise.all(warm.map(({ load }) => autocannon({ ...load.options, duration: options.warmup })))
   }
   const loads = make()
+  const driver = onWrk(loads) ? 'wrk' : 'autocannon'
   await child.resetLoopDelay()
   const cpuBefore = await child.cpuSeconds()
   const dbBefore = await cpuSecondsOf(databasePid)
   const loadBefore = process.cpuUsage()
   const startedAt = performance.now()
-  const { value: results, peakRssMiB } = await samplePeakRss(child, () => Promise.all(loads.map(({ load }) =>
-    autocannon({ ...load.options, verifyBody: body => load.expect.body(String(body)) }))))
+  const { value: runs, peakRssMiB } = await samplePeakRss(child, (): Promise<Array<{ result: autocannon.Result, cpuSeconds?: number }>> => driver === 'wrk'
+    ? wrk(loads[0]!, Number(loads[0]!.load.options.duration)).then(run => [run])
+    : Promise.all(loads.map(async ({ load }) =>
+      ({ result: await autocannon({ ...load.options, verifyBody: body => load.expect.body(String(body)) }), cpuSeconds: undefined }))))
   const seconds = (performance.now() - startedAt) / 1000
   const { user, system } = process.cpuUsage(loadBefore)
-  const loadCpu = (user + system) / 1e6 / seconds
+  // The load generator's share of a core: this process for autocannon (it runs here), wrk's own for wrk.
+  const loadCpu = ((user + system) / 1e6 + runs.reduce((sum, r) => sum + (r.cpuSeconds ?? 0), 0)) / seconds
+  const results = runs.map(r => r.result)
   const cpuAfter = await child.cpuSeconds()
   const dbAfter = await cpuSecondsOf(databasePid)
   const loop = await child.loopDelay()
@@ -94,7 +109,7 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
     ? undefined
     : (dbAfter - dbBefore) * 1e6 / responses
   const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / seconds
-  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), peakRssMiB, loop, cpuMicrosPerRequest, dbMicrosPerRequest, serverCpu, loadCpu }))
+  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), driver, peakRssMiB, loop, cpuMicrosPerRequest, dbMicrosPerRequest, serverCpu, loadCpu }))
 }
 
 /** The rows of several rounds of one run (each round's rows in the same order), merged row by row. */
@@ -213,6 +228,9 @@ async function main (): Promise<number> {
     const cpus = chooseCpus(options.pin, log)
     const tmp = mkdtempSync(join(tmpdir(), 'auth-bench-'))
     cleanup.push(() => rmSync(tmp, { recursive: true, force: true }))
+    // The read scenarios on wrk where it is installed: on autocannon, its parser was their limit (bench/wrk.ts).
+    const wrkDir: WrkDir = !options.autocannonOnly && hasWrk() ? tmp : undefined
+    if (wrkDir === undefined && !options.autocannonOnly) log('wrk is not installed: the read scenarios run on autocannon, which may be what limits them')
 
     let database: BenchDatabase
     if (options.mysqlUrl !== undefined) {
@@ -335,7 +353,7 @@ async function main (): Promise<number> {
     }
     const connectionsFor = (name: LoadName) => name === 'token' || name === 'signup' ? options.argon2Connections : options.connections
 
-    async function onService (scenario: ScenarioName, duration = options.duration, warmup = true): Promise<Row[]> {
+    async function onService (scenario: ScenarioName, duration = options.duration, warmup = true, wrk?: WrkDir): Promise<Row[]> {
       if (!server.running) return [failedRow(scenario, 'service', options.connections, new Error('the server is no longer running'))]
       log(`${scenario}: ${duration} s`)
       try {
@@ -363,7 +381,7 @@ async function main (): Promise<number> {
         const f = await fixture(baseUrl)
         return await measure(server, 'service', () => [
           { name: scenario, load: buildLoad(scenario, f, connectionsFor(scenario), duration) }
-        ], options, warmup, database.pid)
+        ], options, warmup, database.pid, wrk)
       } catch (err) {
         return [failedRow(scenario, 'service', options.connections, err)]
       } finally {
@@ -378,7 +396,7 @@ async function main (): Promise<number> {
         const f = await fixture(url)
         return await measure(child, target, () => [
           { name: scenario, load: buildLoad(scenario, f, options.connections, duration) }
-        ], options, warmup)
+        ], options, warmup, undefined, wrkDir)
       } catch (err) {
         return [failedRow(scenario, target, options.connections, err)]
       }
@@ -392,7 +410,7 @@ async function main (): Promise<number> {
         const f = await fixture(withMetrics!.url)
         const rows = await measure(withMetrics!.child, target, () => [
           { name: scenario, load: buildLoad(scenario, f, options.connections, options.duration) }
-        ], options, true, database.pid)
+        ], options, true, database.pid, wrkDir)
         // The scrape must answer and have seen those requests, or the row measured nothing.
         const scrape = await fetch(withMetrics!.metricsUrl)
         const text = await scrape.text()
@@ -440,7 +458,7 @@ async function main (): Promise<number> {
         continue
       }
       if (!ceilingScenarios.includes(scenario)) {
-        const rows = await onService(scenario)
+        const rows = await onService(scenario, options.duration, true, wrkDir)
         describe(rows)
         serviceRows.push(...rows)
         continue
@@ -450,7 +468,7 @@ async function main (): Promise<number> {
       const serviceRounds: Row[][] = []
       const ceilingRounds: Row[][][] = ceilings.map(() => [])
       for (let round = 0; round < options.rounds; round++) {
-        serviceRounds.push(await onService(scenario, duration, round === 0))
+        serviceRounds.push(await onService(scenario, duration, round === 0, wrkDir))
         for (const [i, ceiling] of ceilings.entries()) ceilingRounds[i]!.push(await onCeiling(ceiling, scenario as LoadName, duration, round === 0))
       }
       const rows = mergeEach(serviceRounds)

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import autocannon from 'autocannon'
 import { FORM, JSON_BODY, passwordGrantBody, refreshGrantBody, type Credentials } from './client.js'
+import type { PlainRequest } from './wrk.js'
 
 /** What every response of a scenario must be, so that a fast wrong answer cannot pass. */
 export interface Expectation {
@@ -12,6 +13,8 @@ export interface Expectation {
 export interface Load {
   options: autocannon.Options
   expect: Expectation
+  /** The same load as requests sent in turn, without state: what wrk can send (bench/wrk.ts). */
+  plain?: PlainRequest[]
 }
 
 export interface Fixture {
@@ -45,22 +48,26 @@ export function buildLoad (name: LoadName, fixture: Fixture, connections: number
     case 'status_out':
       return {
         options: { ...base, url: `${fixture.baseUrl}/auth/status` },
-        expect: { status: 200, body: body => body === '{"logged_in":false}' }
+        expect: { status: 200, body: body => body === '{"logged_in":false}' },
+        plain: [{ method: 'GET', path: '/auth/status' }]
       }
     case 'status_in':
       return {
         options: { ...base, setupClient: perConnection(i => [{ method: 'GET', path: '/auth/status', headers: bearer(i) }]) },
-        expect: { status: 200, body: body => body === '{"logged_in":true}' }
+        expect: { status: 200, body: body => body === '{"logged_in":true}' },
+        plain: fixture.accessTokens.map((_, i) => ({ method: 'GET', path: '/auth/status', headers: bearer(i) }))
       }
     case 'me':
       return {
         options: { ...base, setupClient: perConnection(i => [{ method: 'GET', path: '/users/me', headers: bearer(i) }]) },
-        expect: { status: 200, body: isUser }
+        expect: { status: 200, body: isUser },
+        plain: fixture.accessTokens.map((_, i) => ({ method: 'GET', path: '/users/me', headers: bearer(i) }))
       }
     case 'me_bad':
       return {
         options: { ...base, url: `${fixture.baseUrl}/users/me`, headers: { authorization: `Bearer ${fixture.badToken}` } },
-        expect: { status: 401, body: body => body.includes('"status":401') }
+        expect: { status: 401, body: body => body.includes('"status":401') },
+        plain: [{ method: 'GET', path: '/users/me', headers: { authorization: `Bearer ${fixture.badToken}` } }]
       }
     case 'token':
       return {
