@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
-import { dictionary } from '@zxcvbn-ts/language-common'
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
+import { loadCommonPasswords } from '../src/common-passwords.js'
 import { ServiceUnavailable } from '../src/errors.js'
 import { createLimiter } from '../src/limiter.js'
 import { lowerPriorityOfThreadsRunning, POOL_NICENESS } from '../src/thread-priority.js'
@@ -27,7 +27,7 @@ export interface Passwords {
 }
 
 /** zxcvbn's offline list of common passwords; only those the length policy would let through. */
-const COMMON_PASSWORDS = new Set((dictionary['passwords-common'] as string[]).filter(p => p.length >= 8))
+const COMMON_PASSWORDS = loadCommonPasswords()
 
 /** @see https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html#argon2id */
 const OWASP_MIN = { memoryCost: 19_456, timeCost: 2 }
