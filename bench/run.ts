@@ -94,7 +94,8 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
       ({ result: await autocannon({ ...load.options, verifyBody: body => load.expect.body(String(body)) }), cpuSeconds: undefined }))))
   const seconds = (performance.now() - startedAt) / 1000
   const { user, system } = process.cpuUsage(loadBefore)
-  // The load generator's share of a core: this process for autocannon (it runs here), wrk's own for wrk.
+  // The load generator's share of a core: this process (autocannon runs in it; beside wrk it only
+  // samples) plus wrk's own time.
   const loadCpu = ((user + system) / 1e6 + runs.reduce((sum, r) => sum + (r.cpuSeconds ?? 0), 0)) / seconds
   const results = runs.map(r => r.result)
   const cpuAfter = await child.cpuSeconds()
