@@ -1,4 +1,4 @@
-import { requireUncached } from './require-uncached.js'
+import { createRequire } from 'node:module'
 
 /**
  * A set of words kept as one sorted, newline-separated string and searched by bisection. For
@@ -35,10 +35,18 @@ export class SortedWords {
 
 /**
  * The list's passwords that the length policy would let through (8 characters or more). The
- * package (its CommonJS build) is loaded for this and forgotten, so its 57,000 decoded words can
- * be collected; an `import` would keep them for the life of the process.
+ * package (its CommonJS build) is loaded for this and forgotten: the `require.cache` entries the
+ * load added are deleted, and the require that made them goes too (its module lists them as
+ * children), so its 57,000 decoded words can be collected. An `import` would keep them for the
+ * life of the process.
  */
 export function loadCommonPasswords (minLength = 8): SortedWords {
-  const { dictionary } = requireUncached<{ dictionary: Record<string, string[]> }>('@zxcvbn-ts/language-common')
-  return new SortedWords(dictionary['passwords-common']!.filter(p => p.length >= minLength))
+  const require = createRequire(import.meta.url)
+  const before = new Set(Object.keys(require.cache))
+  try {
+    const { dictionary } = require('@zxcvbn-ts/language-common') as { dictionary: Record<string, string[]> }
+    return new SortedWords(dictionary['passwords-common']!.filter(p => p.length >= minLength))
+  } finally {
+    for (const key of Object.keys(require.cache)) if (!before.has(key)) delete require.cache[key]
+  }
 }

@@ -3,8 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { readdirSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { Pool, PoolConnection } from 'mysql2/promise'
-import type { MigrationMeta, RunnableMigration, UmzugStorage } from 'umzug'
-import { requireUncached } from './require-uncached.js'
+import type { MigrationMeta, RunnableMigration, Umzug, UmzugStorage } from 'umzug'
 import type { SqliteDatabase } from './store/sqlite.js'
 
 export type MigrationTarget =
@@ -36,12 +35,11 @@ interface Logger { info (msg: string): void }
 export function createMigrator (target: MigrationTarget, logger?: Logger, now: () => number = Date.now): Migrator {
   const run = target.dialect === 'mysql' ? mysqlRunner(target.pool, now) : sqliteRunner(target.db, now)
   const migrations = loadMigrations(target.dialect, run.exec)
-  // Umzug is loaded only to apply or revert, and forgotten after: it brings its command-line
-  // tools with it, about 3 MiB of heap that would otherwise stay for the process's lifetime.
-  const newUmzug = () => {
-    const { Umzug } = requireUncached<typeof import('umzug')>('umzug')
-    return new Umzug({ migrations, storage: run.storage, logger: undefined })
-  }
+  // Umzug is loaded only to apply or revert: it brings its command-line tools with it, which a
+  // start that finds nothing pending would keep for its lifetime (about 3 MiB of RSS).
+  let umzug: Promise<Umzug<object>> | undefined
+  const loadUmzug = () => (umzug ??= import('umzug').then(({ Umzug }) =>
+    new Umzug({ migrations, storage: run.storage, logger: undefined })))
   const executed = () => run.storage.executed({ context: {} })
   const pending = async () => {
     const applied = new Set(await executed())
@@ -56,10 +54,10 @@ export function createMigrator (target: MigrationTarget, logger?: Logger, now: (
   return {
     up: () => run.exclusive(async () => {
       if ((await pending()).length === 0) return []
-      return report('applied', names(await newUmzug().up()))
+      return report('applied', names(await (await loadUmzug()).up()))
     }),
     down: ({ all = false } = {}) => run.exclusive(async () =>
-      report('reverted', names(await newUmzug().down(all ? { to: 0 } : undefined)))),
+      report('reverted', names(await (await loadUmzug()).down(all ? { to: 0 } : undefined)))),
     pending,
     executed
   }
