@@ -43,6 +43,11 @@ export function buildLoad (name: LoadName, fixture: Fixture, connections: number
   const perConnection = (requests: (index: number) => autocannon.Request[]) =>
     (client: autocannon.Client) => client.setRequests(requests(connection++))
   const bearer = (index: number) => ({ authorization: `Bearer ${fixture.accessTokens[index % fixture.accessTokens.length]}` })
+  /** One GET of `path` per access token: autocannon gives connection i the i-th (mod their number), wrk sends them in turn. */
+  const readWithEachToken = (path: string, expect: Expectation): Load => {
+    const plain = fixture.accessTokens.map((_, i) => ({ method: 'GET' as const, path, headers: bearer(i) }))
+    return { options: { ...base, setupClient: perConnection(i => [plain[i % plain.length]!]) }, expect, plain }
+  }
 
   switch (name) {
     case 'status_out':
@@ -52,23 +57,17 @@ export function buildLoad (name: LoadName, fixture: Fixture, connections: number
         plain: [{ method: 'GET', path: '/auth/status' }]
       }
     case 'status_in':
-      return {
-        options: { ...base, setupClient: perConnection(i => [{ method: 'GET', path: '/auth/status', headers: bearer(i) }]) },
-        expect: { status: 200, body: body => body === '{"logged_in":true}' },
-        plain: fixture.accessTokens.map((_, i) => ({ method: 'GET', path: '/auth/status', headers: bearer(i) }))
-      }
+      return readWithEachToken('/auth/status', { status: 200, body: body => body === '{"logged_in":true}' })
     case 'me':
+      return readWithEachToken('/users/me', { status: 200, body: isUser })
+    case 'me_bad': {
+      const headers = { authorization: `Bearer ${fixture.badToken}` }
       return {
-        options: { ...base, setupClient: perConnection(i => [{ method: 'GET', path: '/users/me', headers: bearer(i) }]) },
-        expect: { status: 200, body: isUser },
-        plain: fixture.accessTokens.map((_, i) => ({ method: 'GET', path: '/users/me', headers: bearer(i) }))
-      }
-    case 'me_bad':
-      return {
-        options: { ...base, url: `${fixture.baseUrl}/users/me`, headers: { authorization: `Bearer ${fixture.badToken}` } },
+        options: { ...base, url: `${fixture.baseUrl}/users/me`, headers },
         expect: { status: 401, body: body => body.includes('"status":401') },
-        plain: [{ method: 'GET', path: '/users/me', headers: { authorization: `Bearer ${fixture.badToken}` } }]
+        plain: [{ method: 'GET', path: '/users/me', headers }]
       }
+    }
     case 'token':
       return {
         options: {
