@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidToken, MissingToken, RepeatedAuthorization } from '../src/errors.js'
 import type { AccessTokenClaims } from '../src/schemas/tokens.js'
 import { decodeSessionId } from '../src/accounts/session-id.js'
@@ -15,7 +15,7 @@ declare module 'fastify' {
     /** Strict: a route behind it answers 401 without a valid token. */
     authenticate (request: FastifyRequest): Promise<void>
     /** Soft: leaves `request.user` null instead of failing. */
-    authenticateOptional (request: FastifyRequest): Promise<void>
+    authenticateOptional (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   }
 }
 
@@ -81,9 +81,7 @@ async function authenticatePlugin (fastify: FastifyInstance) {
     request.user = await currentUser(request)
   })
 
-  fastify.decorate('authenticateOptional', async function authenticateOptional (request: FastifyRequest) {
-    // The common anonymous case, without raising and catching MissingToken.
-    if (request.headers.authorization === undefined) return
+  async function userIfAny (request: FastifyRequest) {
     try {
       request.user = await currentUser(request)
     } catch (err) {
@@ -91,6 +89,16 @@ async function authenticatePlugin (fastify: FastifyInstance) {
       if (status !== 400 && status !== 401) throw err
       request.log.debug({ reason: (err as Error).message }, 'request is not authenticated')
     }
+  }
+
+  // A callback hook, not an async one, so that the common anonymous request makes no promise
+  // and waits for no microtask: without a token there is nothing to wait for.
+  fastify.decorate('authenticateOptional', function authenticateOptional (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
+    if (request.headers.authorization === undefined) {
+      done()
+      return
+    }
+    userIfAny(request).then(() => { done() }, done)
   })
 }
 

@@ -16,7 +16,8 @@ const status: FastifyPluginAsyncTypebox = async (fastify) => {
         ...unavailableProblem
       }
     }
-  }, async (request) => ({ logged_in: request.user !== null }))
+  // Not async: Fastify sends a value a handler returns, and this one has nothing to wait for.
+  }, (request) => ({ logged_in: request.user !== null }))
 }
 
 export default status
