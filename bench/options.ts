@@ -28,6 +28,11 @@ export interface BenchOptions {
    * middle of a scenario moves both sides of the ratio alike.
    */
   rounds: number
+  /**
+   * Then this many more rounds with the service and its ceiling at once, both on the server's
+   * core under a load generator each: what the machine does in that time, it does to both.
+   */
+  together: number
   /** Every scenario on autocannon, even where wrk is installed (which then runs the read scenarios). */
   autocannonOnly: boolean
 }
@@ -45,6 +50,7 @@ export const USAGE = `npm run bench -- [options]
   --mysql                 run on MySQL: MYSQL_URL, or ${DEFAULT_MYSQL_URL} (a throwaway database is created and dropped)
   --metrics               also run me on a second server with METRICS_PORT set (metrics on vs off)
   --rounds N              read scenarios with a ceiling: N alternating rounds of service and ceilings (default 5, smoke 1)
+  --together N            then N rounds of each with its ceiling at once, on the same core (default 5, smoke 1, 0: none)
   --autocannon            the read scenarios on autocannon too, even where wrk is installed
   --smoke                 1 s per scenario with few connections: checks the harness, measures nothing
   --skip-build            use the existing dist/ instead of running npm run build
@@ -72,6 +78,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
         smoke: { type: 'boolean', default: false },
         metrics: { type: 'boolean', default: false },
         rounds: { type: 'string' },
+        together: { type: 'string' },
         'skip-build': { type: 'boolean', default: false },
         autocannon: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false }
@@ -101,6 +108,7 @@ export function parseOptions (argv: string[], env: NodeJS.ProcessEnv = process.e
     build: !values['skip-build'],
     metrics: values.metrics,
     rounds: positive('--rounds', values.rounds, smoke ? 1 : 5),
+    together: positive('--together', values.together, smoke ? 1 : 5, true),
     autocannonOnly: values.autocannon
   }
 }
@@ -111,6 +119,7 @@ function positive (flag: string, raw: string | undefined, fallback: number, zero
   if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
     throw new UsageError(`${flag} must be a ${zeroOk ? 'non-negative' : 'positive'} number, not ${JSON.stringify(raw)}`)
   }
+  if (flag === '--together') return Math.round(value)
   return flag.includes('connections') || flag === '--rounds' ? Math.max(1, Math.round(value)) : value
 }
 

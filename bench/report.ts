@@ -173,7 +173,8 @@ export function skippedRow (scenario: string, target: Target, connections: numbe
  * against ceiling (a), me_bad against me, token and signup against the raw argon2 rate with as
  * many hashes in flight as the thread pool runs, on the CPUs the server had, flood against solo,
  * a scenario with metrics on against the same scenario with them off, and status_out on
- * ceiling (b) against (a), an A/A pair.
+ * ceiling (b) against (a), an A/A pair. A read scenario run at once with its ceiling reads
+ * against that ceiling in the same rounds.
  */
 export function addRatios (rows: Row[], argon2Reference: string): void {
   const find = (scenario: string, target: Target) =>
@@ -182,6 +183,9 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     me: ['me', 'ceiling (b)', 'of (b)'],
     status_in: ['status_in', 'ceiling (b)', 'of (b)'],
     status_out: ['status_out', 'ceiling (a)', 'of (a)'],
+    'me, at once': ['me, at once', 'ceiling (b)', 'of (b) at once'],
+    'status_in, at once': ['status_in, at once', 'ceiling (b)', 'of (b) at once'],
+    'status_out, at once': ['status_out, at once', 'ceiling (a)', 'of (a) at once'],
     me_bad: ['me', 'service', 'of me'],
     token: [argon2Reference, 'argon2', 'of argon2'],
     signup: [argon2Reference, 'argon2', 'of argon2'],
@@ -192,10 +196,10 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
   for (const row of rows) {
     if (row.target === 'service, metrics on') {
       compare(row, find(row.scenario, 'service'), 'metrics off')
-    } else if (row.target === 'ceiling (b)' && row.scenario === 'status_out') {
+    } else if (row.target === 'ceiling (b)' && (row.scenario === 'status_out' || row.scenario === 'status_out, at once')) {
       // Without a token ceiling (b) runs exactly what (a) runs: two identical servers, whose
       // ratio is how far apart this run measures the same thing.
-      compare(row, find('status_out', 'ceiling (a)'), 'of (a), the same code')
+      compare(row, find(row.scenario, 'ceiling (a)'), row.scenario === 'status_out' ? 'of (a), the same code' : 'of (a) at once, the same code')
     } else if (row.target === 'service') {
       const reference = against[row.scenario]
       if (reference !== undefined) compare(row, find(reference[0], reference[1]), reference[2])

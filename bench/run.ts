@@ -482,6 +482,25 @@ async function main (): Promise<number> {
       const rows = mergeEach(serviceRounds)
       describe(rows)
       serviceRows.push(...rows)
+      // Then the service and both ceilings at once, all on the server's core (under --pin) under
+      // a load generator each: the machine's slow and fast moments fall on all three alike, where
+      // rounds in turn leave each side its own (see bench/README.md).
+      const atOnce = `${scenario}, at once`
+      const togetherRounds: Row[][][] = []
+      for (let round = 0; round < options.together; round++) {
+        const [own, ...theirs] = await Promise.all([
+          onService(scenario, duration, false, wrkDir),
+          ...ceilings.map(ceiling => onCeiling(ceiling, scenario as LoadName, duration, false))
+        ])
+        togetherRounds.push([own, ...theirs].map(rows => rows.map(r => ({ ...r, scenario: atOnce }))))
+      }
+      const [serviceAtOnce, ...ceilingsAtOnce] = togetherRounds.length === 0
+        ? []
+        : togetherRounds[0]!.map((_, i) => mergeEach(togetherRounds.map(round => round[i]!)))
+      if (serviceAtOnce !== undefined) {
+        describe(serviceAtOnce)
+        serviceRows.push(...serviceAtOnce)
+      }
       if (withMetrics !== undefined && METRICS_SCENARIOS.includes(scenario)) {
         const rows = await onMetricsServer(scenario as LoadName)
         describe(rows)
@@ -492,6 +511,7 @@ async function main (): Promise<number> {
         describe(rows)
         ceilingRows.push(...rows)
       }
+      for (const rows of ceilingsAtOnce) ceilingRows.push(...rows)
     }
     argon2 ??= await argon2Rates(config, cpus, options, tmp)
     const { rows: argon2Rows, reference } = argon2
@@ -507,7 +527,7 @@ async function main (): Promise<number> {
     const title = [
       `auth-service bench, ${startedAt.toISOString()}`,
       database.kind,
-      options.smoke ? 'SMOKE (not a measurement)' : `${options.duration} s per scenario${options.rounds > 1 ? ` (read scenarios with a ceiling in ${options.rounds} alternating rounds)` : ''}`,
+      options.smoke ? 'SMOKE (not a measurement)' : `${options.duration} s per scenario${options.rounds > 1 ? ` (read scenarios with a ceiling in ${options.rounds} alternating rounds${options.together > 0 ? `, then ${options.together} at once` : ''})` : ''}`,
       cpus.pinned ? `server on CPU ${cpus.server}, load on CPU ${cpus.load}` : 'unpinned',
       `LOG_LEVEL=${config.logLevel}`,
       `argon2id m=${config.argon2.memoryCost} t=${config.argon2.timeCost} p=${config.argon2.parallelism}`,

@@ -93,8 +93,11 @@ export interface WrkRun {
  * Runs wrk (one thread, `connections` connections) for `duration` whole seconds against `url`'s
  * origin, sending `requests` in turn, and checks every response against `expect`.
  */
+let scripts = 0
+
 export async function runWrk (url: string, requests: PlainRequest[], connections: number, duration: number, timeout: number, expect: Expectation, tmp: string): Promise<WrkRun> {
-  const file = join(tmp, `wrk-${process.pid}-${Date.now()}.lua`)
+  // Two runs may start in the same millisecond (the bench's rounds at once).
+  const file = join(tmp, `wrk-${process.pid}-${Date.now()}-${++scripts}.lua`)
   writeFileSync(file, script(requests))
   const seconds = Math.max(1, Math.round(duration))
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', `${timeout}s`, '-s', file, new URL(url).origin]
