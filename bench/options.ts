@@ -119,8 +119,9 @@ function positive (flag: string, raw: string | undefined, fallback: number, zero
   if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroOk)) {
     throw new UsageError(`${flag} must be a ${zeroOk ? 'non-negative' : 'positive'} number, not ${JSON.stringify(raw)}`)
   }
-  if (flag === '--together') return Math.round(value)
-  return flag.includes('connections') || flag === '--rounds' ? Math.max(1, Math.round(value)) : value
+  const count = flag.includes('connections') || flag === '--rounds' || flag === '--together'
+  if (!count) return value
+  return zeroOk ? Math.round(value) : Math.max(1, Math.round(value))
 }
 
 function scenarioList (raw: string | undefined): ScenarioName[] {

@@ -176,6 +176,9 @@ export function skippedRow (scenario: string, target: Target, connections: numbe
  * ceiling (b) against (a), an A/A pair. A read scenario run at once with its ceiling reads
  * against that ceiling in the same rounds.
  */
+/** The suffix of a read scenario's rows run at once with the ceilings (bench/run.ts). */
+export const AT_ONCE = ', at once'
+
 export function addRatios (rows: Row[], argon2Reference: string): void {
   const find = (scenario: string, target: Target) =>
     rows.find(r => r.scenario === scenario && r.target === target && !r.failed && r.reqPerSec !== undefined)
@@ -183,9 +186,6 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
     me: ['me', 'ceiling (b)', 'of (b)'],
     status_in: ['status_in', 'ceiling (b)', 'of (b)'],
     status_out: ['status_out', 'ceiling (a)', 'of (a)'],
-    'me, at once': ['me, at once', 'ceiling (b)', 'of (b) at once'],
-    'status_in, at once': ['status_in, at once', 'ceiling (b)', 'of (b) at once'],
-    'status_out, at once': ['status_out, at once', 'ceiling (a)', 'of (a) at once'],
     me_bad: ['me', 'service', 'of me'],
     token: [argon2Reference, 'argon2', 'of argon2'],
     signup: [argon2Reference, 'argon2', 'of argon2'],
@@ -196,13 +196,19 @@ export function addRatios (rows: Row[], argon2Reference: string): void {
   for (const row of rows) {
     if (row.target === 'service, metrics on') {
       compare(row, find(row.scenario, 'service'), 'metrics off')
-    } else if (row.target === 'ceiling (b)' && (row.scenario === 'status_out' || row.scenario === 'status_out, at once')) {
+      continue
+    }
+    const atOnce = row.scenario.endsWith(AT_ONCE)
+    const scenario = atOnce ? row.scenario.slice(0, -AT_ONCE.length) : row.scenario
+    const when = atOnce ? ' at once' : ''
+    if (row.target === 'ceiling (b)' && scenario === 'status_out') {
       // Without a token ceiling (b) runs exactly what (a) runs: two identical servers, whose
       // ratio is how far apart this run measures the same thing.
-      compare(row, find(row.scenario, 'ceiling (a)'), row.scenario === 'status_out' ? 'of (a), the same code' : 'of (a) at once, the same code')
+      compare(row, find(row.scenario, 'ceiling (a)'), `of (a)${when}, the same code`)
     } else if (row.target === 'service') {
-      const reference = against[row.scenario]
-      if (reference !== undefined) compare(row, find(reference[0], reference[1]), reference[2])
+      const reference = against[scenario]
+      // At once, against that ceiling's row of the same rounds (only read scenarios run at once).
+      if (reference !== undefined) compare(row, find(atOnce ? row.scenario : reference[0], reference[1]), `${reference[2]}${when}`)
     }
   }
 }

@@ -13,7 +13,7 @@ import { createAccount, inParallel, logIn, type Credentials, type Grant } from '
 import { mysqlDatabase, sqliteDatabase, type BenchDatabase } from './database.js'
 import { parseOptions, UsageError, USAGE, type BenchOptions, type ScenarioName } from './options.js'
 import { Child, chooseCpus, cpuSecondsOf, freePort, nodeArgsFor, ROOT, samplePeakRss, type Cpus } from './processes.js'
-import { addRatios, argon2Row, failedRow, loadRow, markdownTable, mergeRounds, skippedRow, type Row, type Target } from './report.js'
+import { AT_ONCE, addRatios, argon2Row, failedRow, loadRow, markdownTable, mergeRounds, skippedRow, type Row, type Target } from './report.js'
 import { buildLoad, type Fixture, type Load, type LoadName } from './scenarios.js'
 import { hasWrk, runWrk } from './wrk.js'
 
@@ -485,33 +485,33 @@ async function main (): Promise<number> {
       // Then the service and both ceilings at once, all on the server's core (under --pin) under
       // a load generator each: the machine's slow and fast moments fall on all three alike, where
       // rounds in turn leave each side its own (see bench/README.md).
-      const atOnce = `${scenario}, at once`
-      const togetherRounds: Row[][][] = []
+      const atOnce = (rows: Row[]) => rows.map(r => ({ ...r, scenario: scenario + AT_ONCE }))
+      const serviceTogether: Row[][] = []
+      const ceilingsTogether: Row[][][] = ceilings.map(() => [])
       for (let round = 0; round < options.together; round++) {
         const [own, ...theirs] = await Promise.all([
           onService(scenario, duration, false, wrkDir),
           ...ceilings.map(ceiling => onCeiling(ceiling, scenario as LoadName, duration, false))
         ])
-        togetherRounds.push([own, ...theirs].map(rows => rows.map(r => ({ ...r, scenario: atOnce }))))
+        serviceTogether.push(atOnce(own))
+        theirs.forEach((rows, i) => ceilingsTogether[i]!.push(atOnce(rows)))
       }
-      const [serviceAtOnce, ...ceilingsAtOnce] = togetherRounds.length === 0
-        ? []
-        : togetherRounds[0]!.map((_, i) => mergeEach(togetherRounds.map(round => round[i]!)))
-      if (serviceAtOnce !== undefined) {
-        describe(serviceAtOnce)
-        serviceRows.push(...serviceAtOnce)
+      if (serviceTogether.length > 0) {
+        const rows = mergeEach(serviceTogether)
+        describe(rows)
+        serviceRows.push(...rows)
       }
       if (withMetrics !== undefined && METRICS_SCENARIOS.includes(scenario)) {
         const rows = await onMetricsServer(scenario as LoadName)
         describe(rows)
         serviceRows.push(...rows)
       }
-      for (const rounds of ceilingRounds) {
+      for (const rounds of [...ceilingRounds, ...ceilingsTogether]) {
+        if (rounds.length === 0) continue
         const rows = mergeEach(rounds)
         describe(rows)
         ceilingRows.push(...rows)
       }
-      for (const rows of ceilingsAtOnce) ceilingRows.push(...rows)
     }
     argon2 ??= await argon2Rates(config, cpus, options, tmp)
     const { rows: argon2Rows, reference } = argon2

@@ -89,14 +89,14 @@ export interface WrkRun {
   cpuSeconds: number
 }
 
+/** Numbers each run's script: two runs may start in the same millisecond (the bench's rounds at once). */
+let scripts = 0
+
 /**
  * Runs wrk (one thread, `connections` connections) for `duration` whole seconds against `url`'s
  * origin, sending `requests` in turn, and checks every response against `expect`.
  */
-let scripts = 0
-
 export async function runWrk (url: string, requests: PlainRequest[], connections: number, duration: number, timeout: number, expect: Expectation, tmp: string): Promise<WrkRun> {
-  // Two runs may start in the same millisecond (the bench's rounds at once).
   const file = join(tmp, `wrk-${process.pid}-${Date.now()}-${++scripts}.lua`)
   writeFileSync(file, script(requests))
   const seconds = Math.max(1, Math.round(duration))
