@@ -110,7 +110,17 @@ export interface LoopDelay {
   maxMs: number
 }
 
+/** The V8 heap's peak in the measured process (bench/loop-probe.js), in MiB. */
+export interface HeapPeak {
+  /** total_heap_size: what V8 holds for its heap, used or not. */
+  heapMiB: number
+  /** external_memory: memory outside the heap that V8 is told of, Buffers among it. */
+  externalMiB: number
+}
+
 interface ProbeMessage extends Partial<LoopDelay> {
+  heapPeakMiB?: number
+  externalPeakMiB?: number
   probe: 'reset' | 'report'
   id: number
 }
@@ -206,17 +216,20 @@ export class Child {
     return cpuSecondsOf(this.pid)
   }
 
-  /** Starts the loop probe's histogram afresh. */
-  async resetLoopDelay (): Promise<void> {
+  /** Starts the probe's histogram and heap peak afresh. */
+  async resetProbe (): Promise<void> {
     await this.probe('reset')
   }
 
-  /** The event-loop delay since the last reset, or undefined when the process has no probe. */
-  async loopDelay (): Promise<LoopDelay | undefined> {
+  /** The event-loop delay and the heap's peak since the last reset; nothing when the process has no probe. */
+  async probeReport (): Promise<{ loop?: LoopDelay, heap?: HeapPeak }> {
     const message = await this.probe('report')
-    if (message === undefined || message.p99Ms === undefined) return undefined
-    const { samples = 0, meanMs = 0, p50Ms = 0, p99Ms, maxMs = 0 } = message
-    return { samples, meanMs, p50Ms, p99Ms, maxMs }
+    if (message === undefined || message.p99Ms === undefined) return {}
+    const { samples = 0, meanMs = 0, p50Ms = 0, p99Ms, maxMs = 0, heapPeakMiB, externalPeakMiB } = message
+    return {
+      loop: { samples, meanMs, p50Ms, p99Ms, maxMs },
+      heap: heapPeakMiB === undefined ? undefined : { heapMiB: heapPeakMiB, externalMiB: externalPeakMiB ?? 0 }
+    }
   }
 
   private probe (kind: ProbeMessage['probe']): Promise<ProbeMessage | undefined> {

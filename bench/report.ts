@@ -1,6 +1,6 @@
 import type autocannon from 'autocannon'
 import type { Argon2Rate } from './argon2-rate.js'
-import type { LoopDelay } from './processes.js'
+import type { HeapPeak, LoopDelay } from './processes.js'
 import type { Expectation } from './scenarios.js'
 
 export type Target = 'service' | 'service, metrics on' | 'ceiling (a)' | 'ceiling (b)' | 'argon2'
@@ -27,6 +27,8 @@ export interface Row {
   failed: boolean
   skipped?: boolean
   peakRssMiB?: number
+  /** The V8 heap's peak in the measured process over the run (its probe's). */
+  heap?: HeapPeak
   /** The measured process's CPU time (user + system, all threads) per response, from /proc. */
   cpuMicrosPerRequest?: number
   /** A local database server's CPU time per response over the same run (MySQL on loopback only). */
@@ -130,6 +132,7 @@ export function mergeRounds (rounds: Row[]): Row {
     statusCodes,
     check: `ok (${responses}×${first.expectedStatus}, ${rounds.length} rounds)`,
     peakRssMiB: max(r => r.peakRssMiB),
+    heap: first.heap && { heapMiB: max(r => r.heap?.heapMiB)!, externalMiB: max(r => r.heap?.externalMiB)! },
     cpuMicrosPerRequest: perResponse(r => r.cpuMicrosPerRequest),
     dbMicrosPerRequest: perResponse(r => r.dbMicrosPerRequest),
     serverCpu: perSecond(r => r.serverCpu),
@@ -231,7 +234,7 @@ function ratioCell (ratio: NonNullable<Row['ratio']>, { cpuRatio, p99Ratio }: Ro
   ].join(', ')
 }
 
-const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'db µs/req', 'CPU server / load', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'loop p99 ms', 'ratio']
+const COLUMNS = ['scenario', 'target', 'conns', 'req/s', 'µs/req', 'db µs/req', 'CPU server / load', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'check', 'peak RSS MiB', 'peak heap MiB', 'loop p99 ms', 'ratio']
 
 function num (value: number | undefined, digits = 0): string {
   if (value === undefined || Number.isNaN(value)) return '–'
@@ -259,6 +262,7 @@ export function markdownTable (rows: Row[]): string {
     num(r.errors),
     r.driver === 'wrk' ? `${r.check}, wrk` : r.check,
     num(r.peakRssMiB, 1),
+    r.heap === undefined ? '–' : `${num(r.heap.heapMiB, 1)} + ${num(r.heap.externalMiB, 1)}`,
     ms(r.loop?.p99Ms),
     r.ratio === undefined ? '–' : ratioCell(r.ratio, r)
   ])

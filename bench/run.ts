@@ -83,7 +83,7 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
   }
   const loads = make()
   const driver = onWrk(loads) ? 'wrk' : 'autocannon'
-  await child.resetLoopDelay()
+  await child.resetProbe()
   const cpuBefore = await child.cpuSeconds()
   const dbBefore = await cpuSecondsOf(databasePid)
   const loadBefore = process.cpuUsage()
@@ -100,7 +100,7 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
   const results = runs.map(r => r.result)
   const cpuAfter = await child.cpuSeconds()
   const dbAfter = await cpuSecondsOf(databasePid)
-  const loop = await child.loopDelay()
+  const { loop, heap } = await child.probeReport()
   // The process's CPU time over the run per response; loads run at once (flood) share one figure.
   const responses = results.reduce((sum, r) => sum + Object.values(r.statusCodeStats ?? {}).reduce((a, { count = 0 }) => a + count, 0), 0)
   const cpuMicrosPerRequest = cpuBefore === undefined || cpuAfter === undefined || responses === 0
@@ -110,7 +110,7 @@ async function measure (child: Child, target: Target, make: () => Named[], optio
     ? undefined
     : (dbAfter - dbBefore) * 1e6 / responses
   const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / seconds
-  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), driver, peakRssMiB, loop, cpuMicrosPerRequest, dbMicrosPerRequest, serverCpu, loadCpu }))
+  return results.map((result, i) => ({ ...loadRow(loads[i]!.name, target, result, loads[i]!.load.expect), driver, peakRssMiB, heap, loop, cpuMicrosPerRequest, dbMicrosPerRequest, serverCpu, loadCpu }))
 }
 
 /** The rows of several rounds of one run (each round's rows in the same order), merged row by row. */
