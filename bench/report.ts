@@ -171,6 +171,9 @@ export function skippedRow (scenario: string, target: Target, connections: numbe
   return { scenario, target, connections, check: `skipped: ${reason}`, failed: false, skipped: true }
 }
 
+/** The suffix of a read scenario's rows run at once with the ceilings (bench/run.ts). */
+export const AT_ONCE = ', at once'
+
 /**
  * The ratios the issue reads the service by: me and status_in against ceiling (b), status_out
  * against ceiling (a), me_bad against me, token and signup against the raw argon2 rate with as
@@ -179,9 +182,6 @@ export function skippedRow (scenario: string, target: Target, connections: numbe
  * ceiling (b) against (a), an A/A pair. A read scenario run at once with its ceiling reads
  * against that ceiling in the same rounds.
  */
-/** The suffix of a read scenario's rows run at once with the ceilings (bench/run.ts). */
-export const AT_ONCE = ', at once'
-
 export function addRatios (rows: Row[], argon2Reference: string): void {
   const find = (scenario: string, target: Target) =>
     rows.find(r => r.scenario === scenario && r.target === target && !r.failed && r.reqPerSec !== undefined)
